@@ -1,0 +1,8 @@
+// bind.h — each op family registers its functions on the one pybind11 module.
+#pragma once
+
+#include <torch/extension.h>
+
+namespace fakequant {
+void bind_fake_quant(pybind11::module_& m);
+}  // namespace fakequant

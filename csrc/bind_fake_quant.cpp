@@ -1,0 +1,120 @@
+// bind_fake_quant.cpp — tensors to FakeQuantParams for the per-tensor / per-channel fake-quant ops.
+#include <tuple>
+#include <vector>
+
+#include "bind.h"
+#include "checks.h"
+#include "cpu/fake_quant.h"
+#include "dispatch.h"
+#include "layout.h"
+
+namespace fakequant {
+namespace {
+
+using FqKernel = void (*)(const FakeQuantParams&, int64_t, int64_t);
+using GradKernel = void (*)(const MaskGradParams&, int64_t, int64_t);
+constexpr FqKernel kFakeQuant[] = {fake_quant_ref, fake_quant_avx2, fake_quant_avx512};
+constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx512};
+
+using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
+
+at::Tensor empty_mask(int64_t numel, const at::Tensor& like) {
+  return at::empty({(numel + 63) / 64}, like.options().dtype(at::kLong));
+}
+
+// Runs the fake-quant kernel; scale / zero_point hold one float per channel (one in all when axis < 0).
+FqResult run(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
+             ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
+  FakeQuantParams p;
+  p.dtype = check_float_input(x, "input");
+  at::Tensor y = at::empty_like(x, at::MemoryFormat::Preserve);
+  at::Tensor mask = need_mask ? empty_mask(x.numel(), x) : at::empty({0}, x.options().dtype(at::kLong));
+  std::vector<int64_t> order = walk_order(x, axis);
+  p.it = make_strided(order, x, y, axis, &p.ch_dim);
+  p.x = x.data_ptr();
+  p.y = y.data_ptr();
+  p.mask = need_mask ? reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>()) : nullptr;
+  p.scale = scale;
+  p.zero_point = zero_point;
+  p.zp_mode = mode;
+  p.int64_cast = int64_cast;
+  p.quant_min = static_cast<float>(qmin);
+  p.quant_max = static_cast<float>(qmax);
+  const FqKernel k = pick_kernel(kFakeQuant);
+  parallel_blocks(x.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
+  return {y, mask, order};
+}
+
+FqResult per_tensor_impl(const at::Tensor& x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax,
+                         bool need_mask) {
+  check_cpu(x, "input");
+  const float s = static_cast<float>(scale), zp = static_cast<float>(zero_point);
+  return run(x, &s, &zp, -1, ZeroPointMode::RoundThenAdd, false, qmin, qmax, need_mask);
+}
+
+FqResult per_tensor(const at::Tensor& x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax,
+                    bool need_mask) {
+  check_quant_range(qmin, qmax);
+  check_zero_point_in_range(zero_point, qmin, qmax, "zero_point");
+  return per_tensor_impl(x, scale, zero_point, qmin, qmax, need_mask);
+}
+
+// torch's tensor-qparams overload: scale read as float, zero_point truncated to an integer, no
+// range check on the zero point.
+FqResult per_tensor_tensor_qparams(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
+                                   int64_t qmin, int64_t qmax, bool need_mask) {
+  check_quant_range(qmin, qmax);
+  check_same_device({{"input", &x}, {"scale", &scale}, {"zero_point", &zero_point}});
+  check_single(scale, "scale");
+  check_single(zero_point, "zero_point");
+  const int64_t zp = zero_point.item().toLong();
+  check_zero_point_in_range(zp, -kMaxQuantMagnitude, kMaxQuantMagnitude, "zero_point");
+  return per_tensor_impl(x, scale.item().toFloat(), zp, qmin, qmax, need_mask);
+}
+
+FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
+                     int64_t qmin, int64_t qmax, bool need_mask) {
+  check_quant_range(qmin, qmax);
+  check_per_channel_qparams(x, scale, zero_point, axis, /*float_zp_ok=*/true);
+  check_cpu(x, "input");
+  const bool int_zp = zero_point.scalar_type() == at::kInt;
+  const at::Tensor s = scale.to(at::kFloat).contiguous(), zp = zero_point.to(at::kFloat).contiguous();
+  if (int_zp) {
+    for (int64_t c = 0; c < zp.numel(); ++c)
+      check_zero_point_in_range(static_cast<int64_t>(zp.data_ptr<float>()[c]), qmin, qmax, "zero_point");
+  }
+  return run(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis,
+             int_zp ? ZeroPointMode::RoundThenAdd : ZeroPointMode::AddThenRound, true, qmin, qmax, need_mask);
+}
+
+// dx = dy * mask; `order` is the walk order the forward returned.
+at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order) {
+  check_cpu(dy, "grad");
+  MaskGradParams p;
+  p.dtype = check_float_input(dy, "grad");
+  if (mask.numel() * 64 < dy.numel()) value_error("mask is too short for grad");
+  at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Preserve);
+  p.it = make_strided(order, dy, dx);
+  p.dy = dy.data_ptr();
+  p.dx = dx.data_ptr();
+  p.mask = reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>());
+  const GradKernel k = pick_kernel(kMaskGrad);
+  parallel_blocks(dy.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
+  return dx;
+}
+
+}  // namespace
+
+void bind_fake_quant(pybind11::module_& m) {
+  using namespace pybind11::literals;
+  m.def("fake_quant_per_tensor", &per_tensor, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a,
+        "need_mask"_a);
+  m.def("fake_quant_per_tensor_tq", &per_tensor_tensor_qparams, "input"_a, "scale"_a, "zero_point"_a,
+        "quant_min"_a, "quant_max"_a, "need_mask"_a);
+  m.def("fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
+        "quant_max"_a, "need_mask"_a);
+  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a);
+  m.def("fake_quant_isa", [] { return std::string(isa_name(dispatch_isa(Isa::Avx512))); });
+}
+
+}  // namespace fakequant

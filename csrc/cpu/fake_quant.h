@@ -1,0 +1,84 @@
+// fake_quant.h — fake-quant kernels (forward with bit mask, mask backward): scalar element form and
+// per-ISA entry points. Each entry point handles the elements [begin, end) of p.it; begin is a
+// multiple of 64.
+#pragma once
+
+#include <cstdint>
+
+#include "../params.h"
+#include "quantize.h"
+#include "strided.h"
+
+namespace fakequant {
+
+// One element of torch's fake-quant ops; writes y and returns the mask bit.
+inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
+  const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
+  if (p.dtype == DType::F64) {  // x * inv_scale in double; y in double only in the per-channel op
+    double qf = quantize_unclamped(static_cast<const double*>(p.x)[xi], inv, zp, p.zp_mode);
+    if (p.int64_cast) qf = emulate_int64_cast(qf);
+    const double q = clamp_q(qf, p.quant_min, p.quant_max);
+    static_cast<double*>(p.y)[yi] = p.int64_cast ? (q - zp) * static_cast<double>(s)
+                                                 : dequantize(static_cast<float>(q), zp, s);
+    return in_quant_range(qf, p.quant_min, p.quant_max);
+  }
+  float qf = quantize_unclamped(load_as_float(p.x, xi, p.dtype), inv, zp, p.zp_mode);
+  if (p.int64_cast) qf = emulate_int64_cast(qf);
+  const float q = clamp_q(qf, p.quant_min, p.quant_max);
+  // A float zero point makes torch subtract and multiply in double (the result can differ by
+  // double rounding); an integer one is exact either way.
+  const float y = p.zp_mode == ZeroPointMode::AddThenRound
+                      ? static_cast<float>((static_cast<double>(q) - zp) * s)
+                      : dequantize(q, zp, s);
+  store_from_float(p.y, yi, p.dtype, y);
+  return in_quant_range(qf, p.quant_min, p.quant_max);
+}
+
+// A row of n elements through the scalar element function (reference kernel, tails, odd strides).
+inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, int64_t in_off,
+                                  int64_t out_off, int64_t n, BitWriter& bw) {
+  const int last = p.it.ndim - 1;
+  const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
+  const int64_t dc = p.ch_dim == last ? 1 : 0;
+  const int64_t xs = p.it.in_stride[last], ys = p.it.out_stride[last];
+  for (int64_t i = 0; i < n; ++i) {
+    const bool m = fake_quant_element(p, in_off + i * xs, out_off + i * ys, c0 + i * dc);
+    if (bw.active()) bw.put_bit(m);
+  }
+}
+
+// dx = dy * mask, with dy * 0 giving -0 or NaN exactly as torch's grad * mask does.
+inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
+  if (p.dtype == DType::F64) {
+    static_cast<double*>(p.dx)[out] = static_cast<const double*>(p.dy)[in] * (m ? 1.0 : 0.0);
+  } else {
+    store_from_float(p.dx, out, p.dtype, load_as_float(p.dy, in, p.dtype) * (m ? 1.0f : 0.0f));
+  }
+}
+
+inline void mask_grad_row_scalar(const MaskGradParams& p, int64_t lin, int64_t in_off,
+                                 int64_t out_off, int64_t n) {
+  const int last = p.it.ndim - 1;
+  const int64_t xs = p.it.in_stride[last], ys = p.it.out_stride[last];
+  for (int64_t i = 0; i < n; ++i) {
+    const bool m = (p.mask[(lin + i) >> 6] >> ((lin + i) & 63)) & 1;
+    mask_grad_element(p, in_off + i * xs, out_off + i * ys, m);
+  }
+}
+
+// Rows that the vector kernels take: unit strides and the formulas they implement.
+inline bool vector_rows(const Strided& it) {
+  return it.in_stride[it.ndim - 1] == 1 && it.out_stride[it.ndim - 1] == 1;
+}
+
+inline int64_t elem_size(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
+
+void fake_quant_ref(const FakeQuantParams& p, int64_t begin, int64_t end);
+void fake_quant_avx2(const FakeQuantParams& p, int64_t begin, int64_t end);
+void fake_quant_avx512(const FakeQuantParams& p, int64_t begin, int64_t end);
+
+void mask_grad_ref(const MaskGradParams& p, int64_t begin, int64_t end);
+void mask_grad_avx2(const MaskGradParams& p, int64_t begin, int64_t end);
+void mask_grad_avx512(const MaskGradParams& p, int64_t begin, int64_t end);
+
+}  // namespace fakequant

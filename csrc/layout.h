@@ -1,0 +1,43 @@
+// layout.h — turn tensors' sizes and strides into a Strided iteration space (binding side).
+#pragma once
+
+#include <torch/extension.h>
+
+#include <vector>
+
+#include "params.h"
+
+namespace fakequant {
+
+// The order in which an op walks `t`'s dims: by stride, largest first (memory order for dense
+// tensors, so channels_last and transposed views stream). Size-1 dims are dropped unless `keep`.
+std::vector<int64_t> walk_order(const at::Tensor& t, int64_t keep = -1);
+
+// The iteration space over `order` with `in`'s and `out`'s strides; adjacent dims merge where
+// both tensors allow it (never the channel dim `axis`). *ch_dim receives axis's position or -1.
+Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, const at::Tensor& out,
+                     int64_t axis = -1, int* ch_dim = nullptr);
+
+// Runs kernel(begin, end) over [0, numel) in blocks of kBlock elements on torch's thread pool.
+template <class F>
+void parallel_blocks(int64_t numel, F&& kernel);
+
+}  // namespace fakequant
+
+#include <ATen/Parallel.h>
+
+#include "cpu/strided.h"
+
+namespace fakequant {
+template <class F>
+void parallel_blocks(int64_t numel, F&& kernel) {
+  const int64_t nblocks = (numel + kBlock - 1) / kBlock;
+  if (nblocks <= 1) {
+    if (numel > 0) kernel(int64_t{0}, numel);
+    return;
+  }
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    kernel(b0 * kBlock, std::min(b1 * kBlock, numel));
+  });
+}
+}  // namespace fakequant

@@ -1,0 +1,48 @@
+// params.h — torch-free structs carrying pointers, shapes and qparams from the binding to the kernels.
+#pragma once
+
+#include <cstdint>
+
+namespace fakequant {
+
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, F64 = 3 };
+
+constexpr int kMaxDims = 8;
+
+// An iteration space of up to kMaxDims dims, outermost first, with element strides of one input
+// and one output. Elements are numbered row-major over `size`; element i owns bit i of a bit mask.
+struct Strided {
+  int ndim = 0;
+  int64_t size[kMaxDims] = {};
+  int64_t in_stride[kMaxDims] = {};
+  int64_t out_stride[kMaxDims] = {};
+};
+
+// How the zero point enters: torch adds an integer zero point after rounding, and a float one
+// (per-channel op only) before rounding.
+enum class ZeroPointMode : int32_t { RoundThenAdd = 0, AddThenRound = 1 };
+
+struct FakeQuantParams {
+  const void* x = nullptr;
+  void* y = nullptr;
+  uint64_t* mask = nullptr;        // one bit per element (1 = gradient passes); may be null
+  DType dtype = DType::F32;
+  Strided it;
+  int ch_dim = -1;                 // dim of `it` that indexes channels; -1 for per tensor
+  const float* scale = nullptr;    // one per channel (one in all for per tensor)
+  const float* zero_point = nullptr;  // as float: exact for every integer zero point we accept
+  ZeroPointMode zp_mode = ZeroPointMode::RoundThenAdd;
+  bool int64_cast = false;         // torch's per-channel op casts to int64: NaN/inf/huge -> quant_min
+  float quant_min = 0.f, quant_max = 0.f;
+};
+
+// dx = dy * mask over the same iteration order as the forward that wrote the mask.
+struct MaskGradParams {
+  const void* dy = nullptr;
+  void* dx = nullptr;
+  const uint64_t* mask = nullptr;
+  DType dtype = DType::F32;
+  Strided it;
+};
+
+}  // namespace fakequant

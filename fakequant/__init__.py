@@ -1,0 +1,18 @@
+"""fakequant — fast fake quantization for quantization-aware training in PyTorch."""
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from . import _C
+from .ops import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
+
+
+def backend_info() -> dict:
+    """Which kernels run here: the ISA per op family (after FAKEQUANT_ISA), threads, CUDA build."""
+    return {
+        "detected_isa": _C.detected_isa(),
+        "fake_quant": _C.fake_quant_isa(),
+        "threads": _C.num_threads(),
+        "cuda_built": bool(_C.cuda_built),
+    }
+
+
+__all__ = ["backend_info", "fake_quantize_per_channel_affine", "fake_quantize_per_tensor_affine"]

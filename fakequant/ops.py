@@ -1,0 +1,49 @@
+"""fakequant.ops — drop-in fake-quant ops: autograd Functions over the fakequant._C kernels."""
+from __future__ import annotations
+
+import torch
+
+from . import _C
+
+
+def _need_mask(x: torch.Tensor) -> bool:
+    return x.requires_grad and torch.is_grad_enabled()
+
+
+class _MaskedFakeQuant(torch.autograd.Function):
+    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, *args):
+        y, mask, order = kernel(x, *args, True)
+        ctx.save_for_backward(mask)
+        ctx.order = order
+        ctx.nargs = len(args)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return (_C.mask_grad(grad, mask, ctx.order), None) + (None,) * ctx.nargs
+
+
+def _apply(kernel, x, *args):
+    if _need_mask(x):
+        return _MaskedFakeQuant.apply(x, kernel, *args)
+    return kernel(x, *args, False)[0]
+
+
+def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_max):
+    """Same as torch.fake_quantize_per_tensor_affine (float or tensor scale / zero_point)."""
+    if isinstance(scale, torch.Tensor) or isinstance(zero_point, torch.Tensor):
+        if not isinstance(scale, torch.Tensor):
+            scale = torch.tensor([scale], dtype=torch.float32, device=input.device)
+        if not isinstance(zero_point, torch.Tensor):
+            zero_point = torch.tensor([zero_point], dtype=torch.int32, device=input.device)
+        return _apply(_C.fake_quant_per_tensor_tq, input, scale, zero_point, quant_min, quant_max)
+    return _apply(_C.fake_quant_per_tensor, input, float(scale), int(zero_point), quant_min, quant_max)
+
+
+def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, quant_max):
+    """Same as torch.fake_quantize_per_channel_affine."""
+    return _apply(_C.fake_quant_per_channel, input, scale, zero_point, axis, quant_min, quant_max)

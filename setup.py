@@ -1,0 +1,75 @@
+# setup.py — builds fakequant._C: torch-free kernels with per-file ISA flags, torch bindings, CUDA when available.
+import glob
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+BASE = ["-O3", "-std=c++17", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-Wall"]
+AVX2 = ["-mavx2", "-mfma", "-mf16c"]
+AVX512 = AVX2 + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni"]
+# Kernel files name their ISA by suffix; the flags go to that translation unit only, so nothing
+# depends on the build machine's CPU and cpuid picks the kernel at run time.
+ISA_FLAGS = {"_avx2": AVX2, "_avx512": AVX512, "_vnni": AVX512, "_amx": AVX512 + ["-mamx-tile", "-mamx-int8"]}
+
+
+def isa_flags(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    for suffix, flags in ISA_FLAGS.items():
+        if stem.endswith(suffix):
+            return flags
+    return []
+
+
+def want_cuda():
+    if os.environ.get("FAKEQUANT_NO_CUDA") == "1" or torch.version.cuda is None:
+        return False
+    return shutil.which("nvcc") is not None or os.environ.get("CUDA_HOME") is not None
+
+
+class Build(BuildExtension):
+    """Compiles csrc/cpu/*.cpp (torch-free) with their own flags, then the torch bindings."""
+
+    def build_extensions(self):
+        kernels = sorted(glob.glob("csrc/cpu/*.cpp"))
+        out_dir = os.path.join(self.build_temp, "kernels")
+
+        def compile_one(src):
+            return self.compiler.compile([src], output_dir=out_dir, include_dirs=["csrc"],
+                                         extra_postargs=BASE + isa_flags(src))[0]
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            objects = list(pool.map(compile_one, kernels))
+        for ext in self.extensions:
+            ext.extra_objects = objects + list(ext.extra_objects or [])
+        super().build_extensions()
+
+
+def extension():
+    sources = sorted(glob.glob("csrc/*.cpp"))
+    cxx = ["-O3", "-fopenmp", "-ffp-contract=off"]  # -fopenmp: at::parallel_for threads
+    kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=["-fopenmp"])
+    if want_cuda():
+        arch = os.environ.get("FAKEQUANT_CUDA_ARCH")
+        nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
+        if arch:
+            nvcc += [f"-gencode=arch=compute_{arch},code=sm_{arch}"]
+        sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
+        return CUDAExtension("fakequant._C", sources, define_macros=[("FAKEQUANT_WITH_CUDA", "1")],
+                             extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs)
+    return CppExtension("fakequant._C", sources, extra_compile_args={"cxx": cxx}, **kwargs)
+
+
+setup(
+    name="fakequant",
+    version="0.1.0",
+    description="Fast fake-quantization kernels and an eager QAT workflow for PyTorch",
+    packages=find_packages(include=["fakequant", "fakequant.*"]),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": Build.with_options(use_ninja=True)},
+    python_requires=">=3.9",
+)
