@@ -101,55 +101,33 @@ void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
 }
 
 template <DType T>
-void fq_range(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  if (!vector_rows(p.it) || p.zp_mode != ZeroPointMode::RoundThenAdd) return fake_quant_ref(p, begin, end);
-  if (p.int64_cast) {
-    return p.mask ? fq_range_vec<T, true, true>(p, begin, end) : fq_range_vec<T, true, false>(p, begin, end);
-  }
-  return p.mask ? fq_range_vec<T, false, true>(p, begin, end) : fq_range_vec<T, false, false>(p, begin, end);
-}
-
-template <DType T>
 void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256 one = _mm256_set1_ps(1.f);
   for_each_row(p.it, begin, end, [&](int64_t lin, const int64_t*, int64_t in_off, int64_t out_off, int64_t n) {
+    const char* dy = static_cast<const char*>(p.dy) + in_off * es;
+    char* dx = static_cast<char*>(p.dx) + out_off * es;
     int64_t i = 0;
-    if (vector_rows(p.it)) {
-      const char* dy = static_cast<const char*>(p.dy) + in_off * es;
-      char* dx = static_cast<char*>(p.dx) + out_off * es;
-      for (; i + 8 <= n; i += 8) {
-        const __m256i b = _mm256_set1_epi32(static_cast<int>(read_bits(p.mask, lin + i, 8)));
-        const __m256 on = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(b, bit), bit));
-        store8<T>(dx + i * es, _mm256_mul_ps(load8<T>(dy + i * es), _mm256_and_ps(on, one)));
-      }
+    for (; i + 8 <= n; i += 8) {
+      const __m256i b = _mm256_set1_epi32(static_cast<int>(read_bits(p.mask, lin + i, 8)));
+      const __m256 on = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(b, bit), bit));
+      store8<T>(dx + i * es, _mm256_mul_ps(load8<T>(dy + i * es), _mm256_and_ps(on, one)));
     }
-    if (i < n) {
-      const int last = p.it.ndim - 1;
-      mask_grad_row_scalar(p, lin + i, in_off + i * p.it.in_stride[last], out_off + i * p.it.out_stride[last], n - i);
-    }
+    if (i < n) mask_grad_row_scalar(p, lin + i, in_off + i, out_off + i, n - i);
   });
 }
 
 }  // namespace
 
 void fake_quant_avx2(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return fq_range<DType::F32>(p, begin, end);
-    case DType::F16: return fq_range<DType::F16>(p, begin, end);
-    case DType::BF16: return fq_range<DType::BF16>(p, begin, end);
-    default: return fake_quant_ref(p, begin, end);
-  }
+  dispatch_fake_quant(p, begin, end, [&](auto t, auto cast, auto mask) {
+    fq_range_vec<decltype(t)::value, decltype(cast)::value, decltype(mask)::value>(p, begin, end);
+  });
 }
 
 void mask_grad_avx2(const MaskGradParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return grad_range<DType::F32>(p, begin, end);
-    case DType::F16: return grad_range<DType::F16>(p, begin, end);
-    case DType::BF16: return grad_range<DType::BF16>(p, begin, end);
-    default: return mask_grad_ref(p, begin, end);
-  }
+  dispatch_mask_grad(p, begin, end, [&](auto t) { grad_range<decltype(t)::value>(p, begin, end); });
 }
 
 }  // namespace fakequant

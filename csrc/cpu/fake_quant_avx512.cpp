@@ -133,19 +133,9 @@ void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
 }
 
 template <DType T>
-void fq_range(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  if (!vector_rows(p.it) || p.zp_mode != ZeroPointMode::RoundThenAdd) return fake_quant_ref(p, begin, end);
-  if (p.int64_cast) {
-    return p.mask ? fq_range_vec<T, true, true>(p, begin, end) : fq_range_vec<T, true, false>(p, begin, end);
-  }
-  return p.mask ? fq_range_vec<T, false, true>(p, begin, end) : fq_range_vec<T, false, false>(p, begin, end);
-}
-
-template <DType T>
 void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m512 one = _mm512_set1_ps(1.f);
-  if (!vector_rows(p.it)) return mask_grad_ref(p, begin, end);
   for_each_row(p.it, begin, end, [&](int64_t lin, const int64_t*, int64_t in_off, int64_t out_off, int64_t n) {
     const char* dy = static_cast<const char*>(p.dy) + in_off * es;
     char* dx = static_cast<char*>(p.dx) + out_off * es;
@@ -169,21 +159,13 @@ void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
 }  // namespace
 
 void fake_quant_avx512(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return fq_range<DType::F32>(p, begin, end);
-    case DType::F16: return fq_range<DType::F16>(p, begin, end);
-    case DType::BF16: return fq_range<DType::BF16>(p, begin, end);
-    default: return fake_quant_ref(p, begin, end);
-  }
+  dispatch_fake_quant(p, begin, end, [&](auto t, auto cast, auto mask) {
+    fq_range_vec<decltype(t)::value, decltype(cast)::value, decltype(mask)::value>(p, begin, end);
+  });
 }
 
 void mask_grad_avx512(const MaskGradParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return grad_range<DType::F32>(p, begin, end);
-    case DType::F16: return grad_range<DType::F16>(p, begin, end);
-    case DType::BF16: return grad_range<DType::BF16>(p, begin, end);
-    default: return mask_grad_ref(p, begin, end);
-  }
+  dispatch_mask_grad(p, begin, end, [&](auto t) { grad_range<decltype(t)::value>(p, begin, end); });
 }
 
 }  // namespace fakequant
