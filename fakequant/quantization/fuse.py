@@ -21,6 +21,12 @@ def _check_same_mode(mods):
                          f"{[type(m).__name__ for m in mods]}")
 
 
+def _check_eval(mods):
+    if any(m.training for m in mods):
+        raise ValueError("fuse_modules folds BatchNorm into the weights and needs eval mode (model.eval()); "
+                         "use fuse_modules_qat to fuse for QAT")
+
+
 def _check_bn(bn, features):
     if bn.num_features != features:
         raise ValueError(f"BatchNorm num_features ({bn.num_features}) must equal the layer's outputs ({features})")
@@ -34,6 +40,7 @@ def fuse_conv_bn(is_qat, conv, bn):
     if is_qat:
         _check_bn(bn, conv.out_channels)
         return _CONV_BN_QAT[_CONV_BN[(type(conv), type(bn))]](conv, bn)
+    _check_eval((conv, bn))
     return fuse_conv_bn_eval(conv, bn)
 
 
@@ -42,6 +49,7 @@ def fuse_conv_bn_relu(is_qat, conv, bn, relu):
     if is_qat:
         _check_bn(bn, conv.out_channels)
         return _CONV_BN_RELU_QAT[_CONV_BN[(type(conv), type(bn))]](conv, bn, relu)
+    _check_eval((conv, bn))
     return _CONV_RELU[type(conv)](fuse_conv_bn_eval(conv, bn), relu)
 
 
@@ -50,6 +58,7 @@ def fuse_linear_bn(is_qat, linear, bn):
     if is_qat:
         _check_bn(bn, linear.out_features)
         return nni.LinearBn1d(linear, bn)
+    _check_eval((linear, bn))
     return fuse_linear_bn_eval(linear, bn)
 
 

@@ -108,8 +108,8 @@ class _ConvBnNd(BnFold):
                  padding_mode="zeros", eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
         self._CONV.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, False,
                             padding_mode)
-        self._init_qat(qconfig)
         self._init_bn(self._BN, out_channels, eps, momentum, freeze_bn, bias)
+        self._init_qat(qconfig)
 
     def _conv(self, x, w):
         return self._conv_forward(x, w, None)

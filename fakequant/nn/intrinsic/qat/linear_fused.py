@@ -25,8 +25,8 @@ class LinearBn1d(BnFold, nn.Linear):
 
     def __init__(self, in_features, out_features, bias=True, eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
         nn.Linear.__init__(self, in_features, out_features, bias)
-        self._init_qat(qconfig)
         self._init_bn(nn.BatchNorm1d, out_features, eps, momentum, freeze_bn, bias)
+        self._init_qat(qconfig)
 
     def forward(self, x):
         return self.activation_post_process(self._bn_folded(x, F.linear))
