@@ -121,10 +121,15 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         self.register_buffer("fake_quant_enabled", torch.tensor([1], dtype=torch.long))
         self.register_buffer("observer_enabled", torch.tensor([1], dtype=torch.long))
         self.is_symmetric_quant = self.qscheme in SYMMETRIC
+        self._kernel_floor_ok = self._floor_ok(self.activation_post_process.eps)
+
+    @staticmethod
+    def _floor_ok(eps):
+        return float(eps.max()) <= _ops.KERNEL_MIN_SCALE
 
     def forward(self, x):
         obs = self.activation_post_process
-        if obs.eps.item() > _ops.KERNEL_MIN_SCALE:
+        if not self._kernel_floor_ok:
             return super().forward(x)
         return _ops.fused_moving_avg_obs_fake_quant(
             x, self.observer_enabled, self.fake_quant_enabled, obs.min_val, obs.max_val, self.scale, self.zero_point,
@@ -133,6 +138,14 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
 
     def extra_repr(self):
         return super().extra_repr() + f", reduce_range={self.activation_post_process.reduce_range}"
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        eps = state_dict.get(prefix + "activation_post_process.eps")
+        if eps is not None:
+            self._kernel_floor_ok = self._floor_ok(eps)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
 
 class LearnableFakeQuantize(FakeQuantizeBase):

@@ -18,7 +18,10 @@ class BnFold(QATModule):
     """BN folding (torch.ao's ConvBn*d forward), shared by conv and linear:
         sf = bn.weight / sqrt(bn.running_var + bn.eps)
         y = bn(op(x, weight_fake_quant(W * sf)) / sf + bias)
-    bn uses batch statistics and updates its running ones while its stats are not frozen."""
+    bn uses batch statistics and updates its running ones while its stats are not frozen. Once BN uses its
+    running statistics (frozen, or eval mode) that expression is the folded layer itself,
+        y = op(x, weight_fake_quant(W * sf), bn.bias + (bias - running_mean) * sf),
+    which is what runs then (two elementwise passes fewer; the int8 model computes the same)."""
 
     def _init_bn(self, bn_class, num_features, eps, momentum, freeze_bn, bias):
         self.freeze_bn = freeze_bn if self.training else True
@@ -66,11 +69,18 @@ class BnFold(QATModule):
     def _scale_factor(self):
         return self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
 
+    def _folded_bias(self, sf):
+        bias = self.bn.bias - self.bn.running_mean * sf
+        return bias if self.bias is None else bias + self.bias * sf
+
     def _bn_folded(self, x, op):
         sf = self._scale_factor()
         w_shape = (-1,) + (1,) * (self.weight.dim() - 1)
+        w = self.weight_fake_quant(self.weight * sf.reshape(w_shape))
+        if not self.bn.training:
+            return op(x, w, self._folded_bias(sf))
         y_shape = (1, -1) + (1,) * (self.weight.dim() - 2)
-        y = op(x, self.weight_fake_quant(self.weight * sf.reshape(w_shape))) / sf.reshape(y_shape)
+        y = op(x, w, None) / sf.reshape(y_shape)
         if self.bias is not None:
             y = y + self.bias.reshape(y_shape)
         return self.bn(y)
@@ -81,10 +91,7 @@ class BnFold(QATModule):
         with torch.no_grad():
             sf = self._scale_factor()
             weight = self.weight * sf.reshape((-1,) + (1,) * (self.weight.dim() - 1))
-            bias = self.bn.bias - self.bn.running_mean * sf
-            if self.bias is not None:
-                bias = bias + self.bias * sf
-        return weight.detach(), bias.detach()
+            return weight.detach(), self._folded_bias(sf).detach()
 
     @classmethod
     def _from_float_bn(cls, mod, make):
@@ -111,11 +118,8 @@ class _ConvBnNd(BnFold):
         self._init_bn(self._BN, out_channels, eps, momentum, freeze_bn, bias)
         self._init_qat(qconfig)
 
-    def _conv(self, x, w):
-        return self._conv_forward(x, w, None)
-
     def forward(self, x):
-        return self.activation_post_process(self._bn_folded(x, self._conv))
+        return self.activation_post_process(self._bn_folded(x, self._conv_forward))
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -129,7 +133,7 @@ class _ConvBnNd(BnFold):
 
 class _ConvBnReLUNd(_ConvBnNd):
     def forward(self, x):
-        return self.activation_post_process(F.relu(self._bn_folded(x, self._conv)))
+        return self.activation_post_process(F.relu(self._bn_folded(x, self._conv_forward)))
 
 
 class ConvBn1d(_ConvBnNd, nn.Conv1d):
