@@ -114,7 +114,7 @@ def test_learnable_matches_torch_when_learning(seed, per_channel, grad_scaling):
     y.sum().backward(), y2.sum().backward()
     for a, b in ((x.grad, x2.grad), (ours.scale.grad, theirs.scale.grad), (ours.zero_point.grad,
                                                                           theirs.zero_point.grad)):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)  # summation order of the reductions
 
 
 def test_learnable_per_channel_takes_channels_from_the_first_batch():
