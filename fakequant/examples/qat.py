@@ -31,12 +31,14 @@ def parse_args(argv=None):
     p.add_argument("--freeze-observer-after", type=int, default=3, help="freeze observers after this many QAT epochs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05, help="float training learning rate (SGD, cosine)")
-    p.add_argument("--qat-lr", type=float, default=0.01, help="QAT learning rate (SGD, cosine)")
+    p.add_argument("--qat-lr", type=float, default=0.02, help="QAT learning rate (SGD, cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
     p.add_argument("--no-augment", action="store_true", help="no random 1-pixel shifts while training")
     p.add_argument("--subset", type=int, default=0, help="use only this many training / test samples (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: fastest for this tiny model, and thread-count-independent results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -70,6 +72,8 @@ def train_epoch(model, data, opt, sched, args, gen, desc):
         loss = F.cross_entropy(model(xb), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if args.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         opt.step()
         sched.step()
         total += loss.item() * len(idx)
@@ -207,8 +211,7 @@ def load_data(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     data, num_classes = load_data(args)
