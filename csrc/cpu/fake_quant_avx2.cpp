@@ -1,38 +1,9 @@
 // fake_quant_avx2.cpp — AVX2 fake-quant kernels: 8 lanes, scalar tails, fp32/fp16/bf16 I/O.
-#include <immintrin.h>
-
 #include "fake_quant.h"
+#include "simd_avx2.h"
 
 namespace fakequant {
 namespace {
-
-template <DType T>
-inline __m256 load8(const void* p) {
-  if constexpr (T == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
-    if constexpr (T == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <DType T>
-inline void store8(void* p, __m256 v) {
-  if constexpr (T == DType::F32) {
-    _mm256_storeu_ps(static_cast<float*>(p), v);
-  } else if constexpr (T == DType::F16) {
-    _mm_storeu_si128(static_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {  // bf16: round to nearest even, NaN -> 0x7fc0 (c10's rule)
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
-    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
-    _mm_storeu_si128(static_cast<__m128i*>(p),
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-  }
-}
 
 // Full vectors of one unit-stride row; returns how many elements it did (a multiple of 8).
 template <DType T, bool kVary>
@@ -42,8 +13,6 @@ int64_t fq_row(const FakeQuantParams& p, const float* s, const float* zp, const 
   auto* y = static_cast<char*>(yv);
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m256 lo = _mm256_set1_ps(p.quant_min), hi = _mm256_set1_ps(p.quant_max);
-  const __m256 lim = _mm256_set1_ps(kInt64Limit), ninf = _mm256_set1_ps(-INFINITY);
-  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   __m256 vs = _mm256_set1_ps(s[0]), vzp = _mm256_set1_ps(zp[0]);
   __m256 vinv = _mm256_set1_ps(inv_scale_of(s[0]));
   int64_t i = 0;
@@ -56,7 +25,7 @@ int64_t fq_row(const FakeQuantParams& p, const float* s, const float* zp, const 
     const __m256 xf = load8<T>(x + i * es);
     const __m256 rounded = _mm256_round_ps(_mm256_mul_ps(xf, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 qf = _mm256_add_ps(vzp, rounded);
-    if (p.int64_cast) qf = _mm256_blendv_ps(ninf, qf, _mm256_cmp_ps(_mm256_and_ps(qf, absmask), lim, _CMP_LT_OQ));
+    if (p.int64_cast) qf = int64_cast8(qf);
     const __m256 m = _mm256_and_ps(_mm256_cmp_ps(qf, lo, _CMP_GE_OQ), _mm256_cmp_ps(qf, hi, _CMP_LE_OQ));
     const __m256 q = _mm256_min_ps(_mm256_max_ps(qf, lo), hi);  // max first: NaN -> quant_min
     store8<T>(y + i * es, _mm256_mul_ps(_mm256_sub_ps(q, vzp), vs));

@@ -1,36 +1,9 @@
 // fake_quant_avx512.cpp — AVX-512 fake-quant kernels: 16 lanes, masked tails, fp32/fp16/bf16 I/O.
-#include <immintrin.h>
-
 #include "fake_quant.h"
+#include "simd_avx512.h"
 
 namespace fakequant {
 namespace {
-
-template <DType T>
-inline __m512 load16(const void* p, __mmask16 k) {
-  if constexpr (T == DType::F32) {
-    return _mm512_maskz_loadu_ps(k, p);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(k, p);
-    if constexpr (T == DType::F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <DType T>
-inline void store16(void* p, __mmask16 k, __m512 v) {
-  if constexpr (T == DType::F32) {
-    _mm512_mask_storeu_ps(p, k, v);
-  } else if constexpr (T == DType::F16) {
-    _mm256_mask_storeu_epi16(p, k, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {  // bf16: round to nearest even, NaN -> 0x7fc0 (c10's rule)
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd), 16);
-    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
-    _mm256_mask_storeu_epi16(p, k, _mm512_cvtepi32_epi16(r));
-  }
-}
 
 // One unit-stride row. kVary: the channel changes with every element (channels innermost).
 template <DType T, bool kVary>
@@ -40,12 +13,11 @@ void fq_row(const FakeQuantParams& p, const float* s, const float* zp, const voi
   auto* y = static_cast<char*>(yv);
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m512 lo = _mm512_set1_ps(p.quant_min), hi = _mm512_set1_ps(p.quant_max);
-  const __m512 lim = _mm512_set1_ps(kInt64Limit), ninf = _mm512_set1_ps(-INFINITY);
   __m512 vs = _mm512_set1_ps(s[0]), vzp = _mm512_set1_ps(zp[0]);
   __m512 vinv = _mm512_set1_ps(inv_scale_of(s[0]));
   for (int64_t i = 0; i < n; i += 16) {
     const int64_t r = n - i;
-    const __mmask16 k = r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
+    const __mmask16 k = lanes16(r);
     if constexpr (kVary) {
       vs = _mm512_mask_loadu_ps(_mm512_set1_ps(1.f), k, s + i);
       vzp = _mm512_maskz_loadu_ps(k, zp + i);
@@ -54,7 +26,7 @@ void fq_row(const FakeQuantParams& p, const float* s, const float* zp, const voi
     const __m512 xf = load16<T>(x + i * es, k);
     const __m512 rounded = _mm512_roundscale_ps(_mm512_mul_ps(xf, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 qf = _mm512_add_ps(vzp, rounded);
-    if (p.int64_cast) qf = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(qf), lim, _CMP_LT_OQ), ninf, qf);
+    if (p.int64_cast) qf = int64_cast16(qf);
     const __mmask16 m = _mm512_cmp_ps_mask(qf, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(qf, hi, _CMP_LE_OQ);
     const __m512 q = _mm512_min_ps(_mm512_max_ps(qf, lo), hi);  // max first: NaN -> quant_min
     store16<T>(y + i * es, k, _mm512_mul_ps(_mm512_sub_ps(q, vzp), vs));
