@@ -20,12 +20,12 @@ struct Terms {
 template <DType T>
 inline Terms grad8(const Lanes& q, const char* x, const char* dy, char* dx) {
   const __m256 xf = load8<T>(x), g = load8<T>(dy);
-  const __m256 xq = int64_cast8(_mm256_round_ps(_mm256_add_ps(q.zp, _mm256_mul_ps(xf, q.inv)), kRne));
+  const __m256 xq = int64_cast8(_mm256_round_ps(_mm256_fmadd_ps(xf, q.inv, q.zp), kRne));
   const __m256 below = _mm256_cmp_ps(xq, q.lo, _CMP_LT_OQ);
   const __m256 out = _mm256_or_ps(below, _mm256_cmp_ps(xq, q.hi, _CMP_GT_OQ));  // xq is never NaN here
   store8<T>(dx, _mm256_mul_ps(g, _mm256_andnot_ps(out, _mm256_set1_ps(1.f))));
-  const __m256 xfq = _mm256_mul_ps(_mm256_sub_ps(xq, q.zp), q.s);
-  const __m256 ds_in = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(g, _mm256_sub_ps(xfq, xf)), q.inv), q.g);
+  const __m256 err = _mm256_fmsub_ps(_mm256_sub_ps(xq, q.zp), q.s, xf);  // xfq - x, rounded once
+  const __m256 ds_in = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(g, err), q.inv), q.g);
   const __m256 edge = _mm256_blendv_ps(_mm256_sub_ps(q.hi, q.zp), _mm256_sub_ps(q.lo, q.zp), below);
   const __m256 ds_out = _mm256_mul_ps(_mm256_mul_ps(g, edge), q.g);
   const __m256 dz = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(g, _mm256_set1_ps(-1.f)), q.s), q.g);

@@ -20,13 +20,13 @@ struct Terms {
 template <DType T>
 inline Terms grad16(const Lanes& q, const char* x, const char* dy, char* dx, __mmask16 k) {
   const __m512 xf = load16<T>(x, k), g = load16<T>(dy, k);
-  const __m512 xq = int64_cast16(_mm512_roundscale_ps(_mm512_add_ps(q.zp, _mm512_mul_ps(xf, q.inv)), kRne));
+  const __m512 xq = int64_cast16(_mm512_roundscale_ps(_mm512_fmadd_ps(xf, q.inv, q.zp), kRne));
   const __mmask16 below = _mm512_cmp_ps_mask(xq, q.lo, _CMP_LT_OQ);
   const __mmask16 out = below | _mm512_cmp_ps_mask(xq, q.hi, _CMP_GT_OQ);  // xq is never NaN here
   const __mmask16 in = static_cast<__mmask16>(~out);
   store16<T>(dx, k, _mm512_mul_ps(g, _mm512_maskz_mov_ps(in, _mm512_set1_ps(1.f))));
-  const __m512 xfq = _mm512_mul_ps(_mm512_sub_ps(xq, q.zp), q.s);
-  const __m512 ds_in = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(g, _mm512_sub_ps(xfq, xf)), q.inv), q.g);
+  const __m512 err = _mm512_fmsub_ps(_mm512_sub_ps(xq, q.zp), q.s, xf);  // xfq - x, rounded once
+  const __m512 ds_in = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(g, err), q.inv), q.g);
   const __m512 edge = _mm512_mask_blend_ps(below, _mm512_sub_ps(q.hi, q.zp), _mm512_sub_ps(q.lo, q.zp));
   const __m512 ds_out = _mm512_mul_ps(_mm512_mul_ps(g, edge), q.g);
   const __m512 dz = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(g, _mm512_set1_ps(-1.f)), q.s), q.g);
