@@ -82,11 +82,11 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   if (per_row) {
     check_axis(x, ch_axis, "ch_axis");
     channels = x.size(ch_axis);
-    if (running_min.numel() == 0) {  // torch's first per-channel call sizes the buffers
+    if (running_min.numel() == 0) {  // the first per-channel call sizes the buffers, as torch's does
       running_min.resize_({channels}).fill_(kInf);
       running_max.resize_({channels}).fill_(-kInf);
-      scale.resize_({channels});
-      zero_point.resize_({channels});
+      scale.resize_({channels}).fill_(1.0);  // torch leaves these two uninitialised
+      zero_point.resize_({channels}).fill_(0);
     }
     check_1d(running_min, "running_min", channels);
     check_1d(running_max, "running_max", channels);
