@@ -85,8 +85,8 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
     for (int64_t c = 0; c < zp.numel(); ++c)
       check_zero_point_in_range(static_cast<int64_t>(zp.data_ptr<float>()[c]), qmin, qmax, "zero_point");
   }
-  return run_fake_quant(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis,
-                        int_zp ? ZeroPointMode::RoundThenAdd : ZeroPointMode::AddThenRound, true, qmin, qmax, need_mask);
+  const ZeroPointMode mode = int_zp ? ZeroPointMode::RoundThenAdd : ZeroPointMode::AddThenRound;
+  return run_fake_quant(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis, mode, true, qmin, qmax, need_mask);
 }
 
 // dx = dy * mask; `order` is the walk order the forward returned.

@@ -65,7 +65,8 @@ void minmax_range(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, 
     if (vec) {
       const char* x = static_cast<const char*>(p.x) + off * es;
       const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-      done = p.ch_dim == last ? row_channel_per_lane<T>(x, n, mn + c, mx + c) : row_one_channel<T>(x, n, mn + c, mx + c);
+      done = p.ch_dim == last ? row_channel_per_lane<T>(x, n, mn + c, mx + c)
+                              : row_one_channel<T>(x, n, mn + c, mx + c);
     }
     if (done == n) return;
     int64_t tail_idx[kMaxDims];

@@ -43,7 +43,8 @@ void row_channel_per_lane(const char* x, int64_t n, float* mn, float* mx) {
     const __mmask16 k = lanes16(n - i);
     const __m512 v = load16<T>(x + i * es, k);
     const __m512 lo = _mm512_maskz_loadu_ps(k, mn + i), hi = _mm512_maskz_loadu_ps(k, mx + i);
-    const __mmask16 lo_nan = _mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q), hi_nan = _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q);
+    const __mmask16 lo_nan = _mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q);
+    const __mmask16 hi_nan = _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q);
     _mm512_mask_storeu_ps(mn + i, k, _mm512_mask_mov_ps(_mm512_min_ps(lo, v), lo_nan, lo));
     _mm512_mask_storeu_ps(mx + i, k, _mm512_mask_mov_ps(_mm512_max_ps(hi, v), hi_nan, hi));
   }

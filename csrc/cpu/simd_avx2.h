@@ -1,4 +1,4 @@
-// simd_avx2.h — 8-lane float loads/stores of fp32/fp16/bf16 elements; include from *_avx2.cpp only.
+// simd_avx2.h — 8-lane loads/stores of fp32/fp16/bf16 as float; include from *_avx2.cpp only.
 #pragma once
 
 #include <immintrin.h>

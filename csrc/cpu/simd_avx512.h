@@ -1,4 +1,4 @@
-// simd_avx512.h — 16-lane float loads/stores (masked and full) of fp32/fp16/bf16 elements; include from *_avx512.cpp only.
+// simd_avx512.h — 16-lane loads/stores (masked and full) of fp32/fp16/bf16 as float; *_avx512.cpp only.
 #pragma once
 
 #include <immintrin.h>
