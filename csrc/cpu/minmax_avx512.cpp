@@ -13,7 +13,7 @@ void row_one_channel(const char* x, int64_t n, float* mn, float* mx) {
   __mmask16 nan = 0;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512 a = load16<T>(x + i * es, 0xffff), b = load16<T>(x + (i + 16) * es, 0xffff);
+    const __m512 a = load16<T>(x + i * es), b = load16<T>(x + (i + 16) * es);
     lo0 = _mm512_min_ps(lo0, a);
     hi0 = _mm512_max_ps(hi0, a);
     lo1 = _mm512_min_ps(lo1, b);
@@ -39,15 +39,21 @@ void row_one_channel(const char* x, int64_t n, float* mn, float* mx) {
 template <DType T>
 void row_channel_per_lane(const char* x, int64_t n, float* mn, float* mx) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = lanes16(n - i);
-    const __m512 v = load16<T>(x + i * es, k);
-    const __m512 lo = _mm512_maskz_loadu_ps(k, mn + i), hi = _mm512_maskz_loadu_ps(k, mx + i);
-    const __mmask16 lo_nan = _mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q);
-    const __mmask16 hi_nan = _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q);
-    _mm512_mask_storeu_ps(mn + i, k, _mm512_mask_mov_ps(_mm512_min_ps(lo, v), lo_nan, lo));
-    _mm512_mask_storeu_ps(mx + i, k, _mm512_mask_mov_ps(_mm512_max_ps(hi, v), hi_nan, hi));
+  auto fold = [](__m512 acc, __m512 folded) {  // keeps a NaN accumulator
+    return _mm512_mask_mov_ps(folded, _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q), acc);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // full vectors unmasked: masked stores are slow on some AVX-512 cores
+    const __m512 v = load16<T>(x + i * es), lo = _mm512_loadu_ps(mn + i), hi = _mm512_loadu_ps(mx + i);
+    _mm512_storeu_ps(mn + i, fold(lo, _mm512_min_ps(lo, v)));
+    _mm512_storeu_ps(mx + i, fold(hi, _mm512_max_ps(hi, v)));
   }
+  if (i == n) return;
+  const __mmask16 k = lanes16(n - i);
+  const __m512 v = load16<T>(x + i * es, k);
+  const __m512 lo = _mm512_maskz_loadu_ps(k, mn + i), hi = _mm512_maskz_loadu_ps(k, mx + i);
+  _mm512_mask_storeu_ps(mn + i, k, fold(lo, _mm512_min_ps(lo, v)));
+  _mm512_mask_storeu_ps(mx + i, k, fold(hi, _mm512_max_ps(hi, v)));
 }
 
 template <DType T>
