@@ -280,3 +280,15 @@ def _call(x=None, c=0.01, qmin=0, qmax=255, ch_axis=-1, per_row=False, buffers=N
 def test_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         _call(**kwargs)
+
+
+def test_more_channels_than_a_block(isa):
+    x = torch.randn(3, 20001, generator=torch.Generator().manual_seed(7))
+    for t, axis in ((x, 1), (x.t(), 0)):
+        ours, theirs = per_channel_buffers(), per_channel_buffers()
+        y = fq.fused_moving_avg_obs_fake_quant(t, torch.tensor([1]), torch.tensor([1]), *ours, 0.01, -128, 127,
+                                               axis, True, False)
+        ty = torch.fused_moving_avg_obs_fake_quant(channels_first_2d(t, axis), torch.tensor([1]), torch.tensor([1]),
+                                                   *theirs, 0.01, -128, 127, 0, True, False)
+        assert_bitwise_equal(y, from_channels_first_2d(ty, t, axis))
+        assert_same_buffers(ours, theirs)

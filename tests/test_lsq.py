@@ -251,3 +251,13 @@ def test_empty_input():
     y = fq.fake_quantize_learnable_per_tensor_affine(x, s, z, 0, 255)
     y.sum().backward()
     assert y.shape == x.shape and s.grad.item() == 0 and z.grad.item() == 0
+
+
+def test_more_channels_than_a_block(isa):
+    """Blocks grow to hold every channel of a row; channels innermost take the per-lane path."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 20001, generator=g) * 3
+    dy = torch.randn(x.shape, generator=g)
+    scale, zp = torch.rand(20001, generator=g) * 0.1 + 0.01, torch.randn(20001, generator=g) * 5
+    check_against_torch(x, scale, zp, 1, -128, 127, 1.0, dy)
+    check_against_torch(x.t(), scale, zp, 0, -128, 127, 1.0, dy.t())
