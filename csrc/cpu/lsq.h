@@ -30,7 +30,7 @@ struct LsqGrad {
 // x86 build contracts two steps into fused multiply-adds (checked element by element on torch 2.13):
 // x * inv + zp, which decides ties, and xfq - x = (q - zp) * s - x are each rounded once.
 template <class T>
-inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
+static inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
   const float inv = inv_scale_of(s);
   const T xq = emulate_int64_cast(static_cast<T>(std::nearbyint(std::fma(x, T(inv), T(zp)))));
   if (in_quant_range(xq, qmin, qmax)) {
@@ -42,8 +42,10 @@ inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, flo
 }
 
 // A row of n elements through the scalar element function (reference kernel, tails, odd strides).
-inline void lsq_grad_row_scalar(const LsqGradParams& p, const int64_t* idx, int64_t off, int64_t n, double* ds,
-                                double* dz) {
+// static, like lsq_grad_element: each kernel file keeps its own copy, built for its ISA, so the
+// linker cannot hand the reference kernel a copy compiled with AVX-512.
+static inline void lsq_grad_row_scalar(const LsqGradParams& p, const int64_t* idx, int64_t off, int64_t n,
+                                       double* ds, double* dz) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
   const int64_t dc = p.ch_dim == last ? 1 : 0;

@@ -12,13 +12,14 @@
 
 namespace fakequant {
 
+// static, as the row form below: each kernel file keeps its own copy, built for its ISA (see lsq.h).
 // A channel that has met a NaN stays NaN (torch.aminmax propagates NaN). Otherwise the same choice
 // as x86 MINPS / MAXPS with the accumulator first, so scalar and vector folds agree.
-inline float fold_min(float acc, float v) { return std::isnan(acc) || acc < v ? acc : v; }
-inline float fold_max(float acc, float v) { return std::isnan(acc) || acc > v ? acc : v; }
+static inline float fold_min(float acc, float v) { return std::isnan(acc) || acc < v ? acc : v; }
+static inline float fold_max(float acc, float v) { return std::isnan(acc) || acc > v ? acc : v; }
 
-inline void minmax_row_scalar(const MinMaxParams& p, const int64_t* idx, int64_t off, int64_t n, float* mn,
-                              float* mx) {
+static inline void minmax_row_scalar(const MinMaxParams& p, const int64_t* idx, int64_t off, int64_t n,
+                                     float* mn, float* mx) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
   const int64_t dc = p.ch_dim == last ? 1 : 0;
