@@ -9,7 +9,7 @@ namespace {
 
 constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-// One channel's qparams broadcast (kVary = false) or one channel per lane (kVary = true).
+// One channel's qparams broadcast, or one channel per lane (channels innermost).
 struct Lanes {
   __m512 s, zp, inv, lo, hi, g;
 };
