@@ -5,4 +5,6 @@
 
 namespace fakequant {
 void bind_fake_quant(pybind11::module_& m);
+void bind_lsq(pybind11::module_& m);
+void bind_fused_obs(pybind11::module_& m);
 }  // namespace fakequant

@@ -23,4 +23,6 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_built") = false;
 #endif
   fakequant::bind_fake_quant(m);
+  fakequant::bind_lsq(m);
+  fakequant::bind_fused_obs(m);
 }
