@@ -3,7 +3,9 @@ fakequant QAT, same run, with ratios."""
 import argparse
 import copy
 import os
+import statistics
 import sys
+import time
 import warnings
 
 import torch
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakequant  # noqa: E402
 import fakequant.quantization as fq  # noqa: E402
-from common import bench, machine, table  # noqa: E402
+from common import machine, table  # noqa: E402
 from fakequant.examples.mobilenet import TinyMobileNetV2  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -43,6 +45,23 @@ def torch_prepared(in_channels, backend):
             tq.fuse_modules_qat(m.conv, [str(last), str(last + 1)], inplace=True)
     model.qconfig = tq.get_default_qat_qconfig(backend)
     return tq.prepare_qat(model, inplace=True)
+
+
+def interleaved(fns, rounds=9, min_time=0.15):
+    """Median seconds per call of each fn, timed in alternating rounds so that load changes on a shared
+    machine hit every variant alike."""
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            n, start = 0, time.perf_counter()
+            while n < 3 or time.perf_counter() - start < min_time:
+                fn()
+                n += 1
+            times[k].append((time.perf_counter() - start) / n)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def step_fn(model, x, y):
@@ -78,18 +97,18 @@ def main():
         ours.qconfig = fq.get_default_qat_qconfig(args.backend)
         fq.prepare_qat(ours, inplace=True)
         theirs = torch_prepared(channels, args.backend)
-        t_float = bench(step_fn(float_model, x, y), warmup=5, reps=30, min_time=1.0)
+        float_step = step_fn(float_model, x, y)
         for phase in PHASES:
             if phase != PHASES[0]:
                 ours.apply(fq.freeze_bn_stats), ours.apply(fq.disable_observer)
                 theirs.apply(tnniqat.freeze_bn_stats), theirs.apply(tq.disable_observer)
-            t_theirs = bench(step_fn(theirs, x, y), warmup=5, reps=30, min_time=1.0)
-            t_ours = bench(step_fn(ours, x, y), warmup=5, reps=30, min_time=1.0)
-            rows.append([name, phase, f"{t_float*1e3:.2f}", f"{t_theirs*1e3:.2f}", f"{t_ours*1e3:.2f}",
-                         f"{t_theirs/t_float:.2f}x", f"{t_ours/t_float:.2f}x", f"{t_theirs/t_ours:.2f}x"])
+            t = interleaved({"float": float_step, "torch": step_fn(theirs, x, y), "ours": step_fn(ours, x, y)})
+            rows.append([name, phase, f"{t['float']*1e3:.2f}", f"{t['torch']*1e3:.2f}", f"{t['ours']*1e3:.2f}",
+                         f"{t['torch']/t['float']:.2f}x", f"{t['ours']/t['float']:.2f}x",
+                         f"{t['torch']/t['ours']:.2f}x"])
     print(table(["input", "QAT phase", "float ms", "torch.ao QAT ms", "fakequant QAT ms", "torch.ao / float",
                  "fakequant / float", "torch.ao / fakequant"], rows))
-    print("\nmedian ms per step (forward + backward + SGD momentum step); same network and weights; the QAT "
+    print("\nmedian ms per step over interleaved rounds (forward + backward + SGD momentum step); same network and weights; the QAT "
           "models are fused (conv+bn+relu) and prepared with the default QAT qconfig; the second phase is the end of "
           "QAT (freeze_bn_stats, disable_observer). The float model always trains its BN.")
 

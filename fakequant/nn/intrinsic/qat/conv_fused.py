@@ -14,6 +14,28 @@ __all__ = ["ConvBn1d", "ConvBn2d", "ConvBn3d", "ConvBnReLU1d", "ConvBnReLU2d", "
            "ConvReLU2d", "ConvReLU3d", "BnFold", "freeze_bn_stats", "update_bn_stats"]
 
 
+class _UnscaleChannels(torch.autograd.Function):
+    """y / sf per channel (dim 1), with a leaner backward than autograd's division (three passes over the
+    tensor instead of five): dy = g / sf, dsf = -sum(dy * y) / sf over every dim but 1."""
+
+    @staticmethod
+    def forward(ctx, y, sf):
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        ctx.save_for_backward(y, sf)
+        ctx.shape = shape
+        return y / sf.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, sf = ctx.saved_tensors
+        dy = grad / sf.reshape(ctx.shape)
+        dsf = None
+        if ctx.needs_input_grad[1]:
+            dims = [d for d in range(y.dim()) if d != 1]
+            dsf = -(dy * y).sum(dims) / sf
+        return dy, dsf
+
+
 class BnFold(QATModule):
     """BN folding (torch.ao's ConvBn*d forward), shared by conv and linear:
         sf = bn.weight / sqrt(bn.running_var + bn.eps)
@@ -79,10 +101,9 @@ class BnFold(QATModule):
         w = self.weight_fake_quant(self.weight * sf.reshape(w_shape))
         if not self.bn.training:
             return op(x, w, self._folded_bias(sf))
-        y_shape = (1, -1) + (1,) * (self.weight.dim() - 2)
-        y = op(x, w, None) / sf.reshape(y_shape)
+        y = _UnscaleChannels.apply(op(x, w, None), sf)
         if self.bias is not None:
-            y = y + self.bias.reshape(y_shape)
+            y = y + self.bias.reshape((1, -1) + (1,) * (y.dim() - 2))
         return self.bn(y)
 
     def folded_weight_bias(self):
