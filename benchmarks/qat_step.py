@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore")
 
 PHASES = ("BN live, observers on", "BN frozen, observers off")
 # name -> (batch, channels, side): the QAT example's digits batch, then larger inputs for the same network.
-CASES = {"digits 32x1x8x8": (32, 1, 8), "32x3x32x32": (32, 3, 32), "64x3x64x64": (64, 3, 64)}
+CASES = {"digits 16x1x8x8": (16, 1, 8), "32x3x32x32": (32, 3, 32), "64x3x64x64": (64, 3, 64)}
 
 
 def torch_prepared(in_channels, backend):
@@ -108,9 +108,9 @@ def main():
                          f"{t['torch']/t['ours']:.2f}x"])
     print(table(["input", "QAT phase", "float ms", "torch.ao QAT ms", "fakequant QAT ms", "torch.ao / float",
                  "fakequant / float", "torch.ao / fakequant"], rows))
-    print("\nmedian ms per step over interleaved rounds (forward + backward + SGD momentum step); same network and weights; the QAT "
-          "models are fused (conv+bn+relu) and prepared with the default QAT qconfig; the second phase is the end of "
-          "QAT (freeze_bn_stats, disable_observer). The float model always trains its BN.")
+    print("\nmedian ms per step over interleaved rounds (forward + backward + SGD momentum step); same network "
+          "and weights; the QAT models are fused (conv+bn+relu) and prepared with the default QAT qconfig; the "
+          "second phase is the end of QAT (freeze_bn_stats, disable_observer). The float model trains its BN.")
 
 
 if __name__ == "__main__":

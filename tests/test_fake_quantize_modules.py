@@ -63,7 +63,8 @@ def test_fused_module_matches_torch_over_a_schedule(name, seed):
 def test_state_dict_layout_and_loading_torch_checkpoints(ctor_pair):
     ours, theirs = pair(*ctor_pair)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    assert [(k, v.dtype) for k, v in ours.state_dict().items()] == [(k, v.dtype) for k, v in theirs.state_dict().items()]
+    dtypes = [(k, v.dtype) for k, v in ours.state_dict().items()]
+    assert dtypes == [(k, v.dtype) for k, v in theirs.state_dict().items()]
     theirs.enable_fake_quant(False)
     theirs(torch.randn(6, 4))
     ours.load_state_dict(theirs.state_dict())  # per-channel buffers resize to 6 channels
