@@ -36,19 +36,15 @@ class FakeQuantizeBase(nn.Module):
     def calculate_qparams(self):
         raise NotImplementedError
 
-    @torch.jit.export
     def enable_fake_quant(self, enabled: bool = True) -> None:
         self.fake_quant_enabled[0] = 1 if enabled else 0
 
-    @torch.jit.export
     def disable_fake_quant(self):
         self.enable_fake_quant(False)
 
-    @torch.jit.export
     def enable_observer(self, enabled: bool = True) -> None:
         self.observer_enabled[0] = 1 if enabled else 0
 
-    @torch.jit.export
     def disable_observer(self):
         self.enable_observer(False)
 
@@ -74,7 +70,6 @@ class FakeQuantize(FakeQuantizeBase):
         self.register_buffer("scale", torch.tensor([1.0], dtype=torch.float))
         self.register_buffer("zero_point", torch.tensor([0], dtype=torch.int))
 
-    @torch.jit.export
     def calculate_qparams(self):
         return self.activation_post_process.calculate_qparams()
 
@@ -210,7 +205,6 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         """Observe only: qparams follow the observer, the output is the input."""
         return self.toggle_qparam_learning(False).toggle_fake_quant(False).toggle_observer_update(True)
 
-    @torch.jit.export
     def calculate_qparams(self):
         self.scale.data.clamp_(min=self.eps.item())
         zero_point = self.zero_point.detach().round().clamp(self.quant_min, self.quant_max).to(torch.int32)

@@ -113,7 +113,6 @@ class ObserverBase(nn.Module):
     def _observed(self):
         return self.min_val.numel() > 0 and not bool(torch.isinf(self.min_val).all() & torch.isinf(self.max_val).all())
 
-    @torch.jit.export
     def calculate_qparams(self):
         """(scale, zero_point) for the range seen so far; scale [1.0], zero point [0] with a warning if none."""
         if not self._observed():
@@ -124,7 +123,6 @@ class ObserverBase(nn.Module):
         return qparams(self.min_val, self.max_val, self.quant_min, self.quant_max, self.symmetric,
                        float(self.eps.max()))
 
-    @torch.jit.export
     def reset_min_max_vals(self):
         self.min_val.copy_(torch.full_like(self.min_val, float("inf")))
         self.max_val.copy_(torch.full_like(self.max_val, float("-inf")))

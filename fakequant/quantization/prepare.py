@@ -83,8 +83,8 @@ def _replace_torch_module(mod):
 
 
 def swap_module(mod, mapping):
-    """mod's QAT version when it has a qconfig and its type (or torch.ao fused type) is in mapping, keeping
-    its non-observer forward hooks; else mod."""
+    """mod's QAT version (on mod's device, with mod's forward hooks) when it has a qconfig and its type (or
+    torch.ao fused type) is in mapping; else mod."""
     if getattr(mod, "qconfig", None) is None:
         return mod
     key = nni.fused_kind(mod) if nni.is_fused(mod) else type(mod)
@@ -95,8 +95,8 @@ def swap_module(mod, mapping):
         new.register_forward_pre_hook(hook)
     for hook in mod._forward_hooks.values():
         new.register_forward_hook(hook)
-    device = next(iter(mod.parameters()), None)
-    return new if device is None else new.to(device.device)
+    param = next(iter(mod.parameters()), None)
+    return new if param is None else new.to(param.device)
 
 
 def _swap(module, mapping):
@@ -128,8 +128,6 @@ def _add_fake_quant(module, device):
         if isinstance(child, (nnqat.QATModule, stubs.QuantStub, stubs.FloatFunctional)):
             if wanted:
                 child.activation_post_process = _make_activation_fake_quant(qconfig, device)
-        elif isinstance(child, (stubs.DeQuantStub, nn.Dropout)):
-            continue
         elif nni.is_fused(child) or (type(child) in OBSERVED_LEAF_TYPES and not list(child.children())):
             if wanted:
                 child.activation_post_process = _make_activation_fake_quant(qconfig, device)
