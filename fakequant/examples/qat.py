@@ -168,8 +168,8 @@ def post_training_quantized(float_model, data, args):
     model.apply(fq.disable_fake_quant)
     model.eval()
     with torch.no_grad():
-        for i in range(0, len(data["y_train"]), 256):
-            model(data["x_train"][i:i + 256])
+        for i in range(0, len(data["y_train"]), args.batch_size):
+            model(data["x_train"][i:i + args.batch_size])
     model.apply(fq.disable_observer)
     model.apply(fq.enable_fake_quant)
     return model
