@@ -5,4 +5,5 @@
 
 namespace fakequant {
 void bind_fake_quant(pybind11::module_& m);
+void bind_int8(pybind11::module_& m);
 }  // namespace fakequant

@@ -23,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_built") = false;
 #endif
   fakequant::bind_fake_quant(m);
+  fakequant::bind_int8(m);
 }

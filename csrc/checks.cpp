@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <sstream>
 
 namespace fakequant {
@@ -90,6 +91,16 @@ void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale,
   }
   check_1d(scale, "scale", input.size(axis));
   check_1d(zero_point, "zero_point", input.size(axis));
+}
+
+void check_dim(const at::Tensor& t, const char* name, int64_t dim) {
+  if (t.dim() != dim)
+    value_error(std::string(name) + " must have " + std::to_string(dim) + " dims, got " + std::to_string(t.dim()));
+}
+
+void check_scale(double scale, const char* name) {
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    value_error(std::string(name) + " must be a finite number > 0, got " + std::to_string(scale));
 }
 
 void check_cpu(const at::Tensor& t, const char* name) {

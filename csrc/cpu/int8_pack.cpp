@@ -1,0 +1,89 @@
+// int8_pack.cpp — weight packing, epilogue vectors and activation row views for the int8 GEMM kernels.
+#include <algorithm>
+
+#include "int8_gemm.h"
+
+namespace fakequant {
+
+void pack_weight_blocks(const int8_t* w, int64_t n, int64_t k, int64_t rs, int64_t cs, int8_t* out,
+                        int32_t* colsum, int64_t b0, int64_t b1) {
+  const int64_t kp = packed_k(k);
+  for (int64_t b = b0; b < b1; ++b) {
+    int8_t* blk = out + b * kp * kNB;
+    std::memset(blk, 0, static_cast<size_t>(kp * kNB));
+    for (int64_t j = 0; j < kNB; ++j) {
+      const int64_t col = b * kNB + j;
+      int32_t sum = 0;
+      if (col < n) {
+        const int8_t* row = w + col * rs;
+        for (int64_t i = 0; i < k; ++i) {
+          const int8_t v = row[i * cs];
+          blk[((i >> 2) * kNB + j) * 4 + (i & 3)] = v;
+          sum += v;
+        }
+      }
+      colsum[col] = sum;
+    }
+  }
+}
+
+void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float* w_scale, const int32_t* w_zp,
+                      const float* bias, float x_scale, float out_scale, Epilogue epi, int64_t npad,
+                      EpilogueVectors& v) {
+  const int64_t za = static_cast<int64_t>(a_zp) + (a_signed ? 128 : 0);
+  for (int64_t n = 0; n < npad; ++n) {
+    if (n >= b.n) {
+      v.col_corr[n] = v.w_zp[n] = 0;
+      v.bias[n] = v.mult[n] = 0.f;
+      continue;
+    }
+    const int64_t zw = w_zp ? w_zp[n] : 0;
+    v.w_zp[n] = static_cast<int32_t>(zw);
+    v.col_corr[n] = static_cast<int32_t>(static_cast<uint32_t>(za * b.colsum[n] - b.k * za * zw));
+    const float a = x_scale * (w_scale ? w_scale[n] : 1.f);
+    const float bn = bias ? bias[n] : 0.f;
+    switch (epi) {
+      case Epilogue::Int32: v.mult[n] = 1.f, v.bias[n] = 0.f; break;
+      case Epilogue::U8: v.mult[n] = a / out_scale, v.bias[n] = bn / a; break;
+      case Epilogue::F32: v.mult[n] = a, v.bias[n] = bn; break;
+    }
+  }
+}
+
+ARows a_rows(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint8_t* buf) {
+  const int64_t k = p.b.k;
+  const auto* src = static_cast<const uint8_t*>(p.a) + m0 * p.a_rs;
+  if (!p.a_signed && p.a_cs == 1 && k == kp) return {src, p.a_rs};
+  const uint8_t flip = p.a_signed ? 0x80 : 0x00;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * p.a_rs;
+    uint8_t* d = buf + r * kp;
+    if (p.a_cs == 1) {
+      for (int64_t i = 0; i < k; ++i) d[i] = s[i] ^ flip;
+    } else {
+      for (int64_t i = 0; i < k; ++i) d[i] = s[i * p.a_cs] ^ flip;
+    }
+    std::memset(d + k, 0, static_cast<size_t>(kp - k));
+  }
+  return {buf, kp};
+}
+
+void a_row_sums(ARows a, int64_t rows, int64_t k, int32_t* rowsum) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* s = a.a + r * a.rs;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += s[i];
+    rowsum[r] = sum;
+  }
+}
+
+uint8_t a_max(ARows a, int64_t rows, int64_t k) {
+  uint8_t mx = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* s = a.a + r * a.rs;
+    for (int64_t i = 0; i < k; ++i) mx = std::max(mx, s[i]);
+  }
+  return mx;
+}
+
+}  // namespace fakequant
