@@ -61,7 +61,8 @@ struct Int8GemmParams {
   EpilogueVectors v;
   void* out = nullptr;          // [m, n] of int32, uint8 or float, row stride ldc, unit column stride
   int64_t ldc = 0;
-  int32_t out_zp = 0, out_min = 0;  // U8: zero point and lower clamp (zero point when ReLU fused)
+  int32_t out_zp = 0;           // U8: zero point and clamp range (out_min = zero point when ReLU fused)
+  int32_t out_min = 0, out_max = 255;
 };
 
 // Fills `v` for `n` columns (and zeros up to the padded width `npad`). w_scale, w_zp and bias may
@@ -100,17 +101,17 @@ inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n, int32_
   return static_cast<int32_t>(r);
 }
 
-// |values| beyond this clamp to 0 or 255 either way; clamping first keeps the float-to-int
-// conversion in range (NaN goes to the low end, as fmax picks the number).
+// |values| beyond this land on the clamp range's ends either way; clamping first keeps the
+// float-to-int conversion in range (NaN goes to the low end, as fmax picks the number).
 constexpr float kRequantClamp = 1024.f;
 
-// fbgemm's ReQuantizeOutput: clamp(lrintf((acc + bias / a) * (a / sy)) + zy, lo, 255).
-inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, int32_t lo) {
+// fbgemm's ReQuantizeOutput: clamp(lrintf((acc + bias / a) * (a / sy)) + zy, lo, hi).
+inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, int32_t lo, int32_t hi) {
   float f = (static_cast<float>(acc) + bias_div) * mult;
   f = std::fmin(std::fmax(f, -kRequantClamp), kRequantClamp);
   int32_t q = static_cast<int32_t>(std::lrintf(f)) + zp;
   q = q < lo ? lo : q;
-  return static_cast<uint8_t>(q > 255 ? 255 : q);
+  return static_cast<uint8_t>(q > hi ? hi : q);
 }
 
 // One output element of the epilogue, from the raw accumulator.
@@ -119,7 +120,8 @@ inline void store_scalar(const Int8GemmParams& p, int64_t m, int64_t n, int32_t 
   switch (p.epi) {
     case Epilogue::Int32: static_cast<int32_t*>(p.out)[m * p.ldc + n] = c; break;
     case Epilogue::U8:
-      static_cast<uint8_t*>(p.out)[m * p.ldc + n] = requant_u8(c, p.v.bias[n], p.v.mult[n], p.out_zp, p.out_min);
+      static_cast<uint8_t*>(p.out)[m * p.ldc + n] =
+          requant_u8(c, p.v.bias[n], p.v.mult[n], p.out_zp, p.out_min, p.out_max);
       break;
     case Epilogue::F32: static_cast<float*>(p.out)[m * p.ldc + n] = static_cast<float>(c) * p.v.mult[n] + p.v.bias[n];
   }

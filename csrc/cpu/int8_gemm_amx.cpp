@@ -104,10 +104,11 @@ void int8_gemm_amx(const Int8GemmParams& p, int64_t m0, int64_t m1, int64_t nb0,
             tile_product<1>(&at[g], b, kt, c);
           }
           const int64_t r0 = g * kTileRows, nr = std::min(rows - r0, (two ? 2 : 1) * kTileRows);
-          for (int64_t r = 0; r < nr; ++r) {
-            const int32_t rs = p.w_zp_nonzero ? sums[r0 + r] : 0;
-            for (int64_t j = 0; j < nc; j += 16)
-              store16_avx512(p, mb + r0 + r, n0 + h + j, _mm512_load_si512(c + r * 32 + j), lanes16(nc - j), rs);
+          for (int64_t j = 0; j < nc; j += 16) {
+            const Cols16 cv = cols16(p, n0 + h + j);
+            for (int64_t r = 0; r < nr; ++r)
+              store16_avx512(p, cv, mb + r0 + r, n0 + h + j, _mm512_load_si512(c + r * 32 + j), lanes16(nc - j),
+                             p.w_zp_nonzero ? sums[r0 + r] : 0);
           }
         }
       }

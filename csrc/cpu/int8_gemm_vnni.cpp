@@ -42,14 +42,13 @@ void tile(const Int8GemmParams& p, const uint8_t* a, int64_t rs, const int8_t* b
       for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
     }
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    const int32_t rsum = rowsum ? rowsum[r] : 0;
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) {
-      const int64_t c = 16 * j;
-      if (c < ncols) store16_avx512(p, m + r, n + c, acc[r][j], lanes16(ncols - c), rsum);
-    }
+  for (int j = 0; j < NV; ++j) {
+    const int64_t c = 16 * j;
+    if (c >= ncols) break;
+    const Cols16 cv = cols16(p, n + c);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) store16_avx512(p, cv, m + r, n + c, acc[r][j], lanes16(ncols - c), rowsum ? rowsum[r] : 0);
   }
 }
 

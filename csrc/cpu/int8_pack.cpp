@@ -1,6 +1,7 @@
-// int8_pack.cpp — weight packing, epilogue vectors and activation row views for the int8 GEMM kernels.
+// int8_pack.cpp — weight packing (GEMM and depthwise), epilogue vectors and activation row views.
 #include <algorithm>
 
+#include "int8_dwconv.h"
 #include "int8_gemm.h"
 
 namespace fakequant {
@@ -24,6 +25,19 @@ void pack_weight_blocks(const int8_t* w, int64_t n, int64_t k, int64_t rs, int64
       }
       colsum[col] = sum;
     }
+  }
+}
+
+void pack_dw_weight(const int8_t* w, const int32_t* w_zp, int64_t channels, int64_t taps, int64_t cpad, int32_t* out,
+                    int32_t* colsum) {
+  for (int64_t c = 0; c < cpad; ++c) {
+    int32_t sum = 0;
+    for (int64_t t = 0; t < taps; ++t) {
+      const int32_t v = c < channels ? w[c * taps + t] : 0;
+      out[t * cpad + c] = c < channels ? v - w_zp[c] : 0;
+      sum += v;
+    }
+    colsum[c] = sum;
   }
 }
 

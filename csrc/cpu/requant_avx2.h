@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "int8_gemm.h"
+#include "simd.h"
 
 namespace fakequant {
 
@@ -15,7 +16,7 @@ inline void store8_avx2(const Int8GemmParams& p, int64_t m, int64_t n, __m256i a
     c = _mm256_sub_epi32(c, _mm256_mullo_epi32(zw, _mm256_set1_epi32(rowsum)));
   }
   const int64_t at = m * p.ldc + n;
-  const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i lanes = lanes8(valid);
   switch (p.epi) {
     case Epilogue::Int32: _mm256_maskstore_epi32(static_cast<int32_t*>(p.out) + at, lanes, c); return;
     case Epilogue::F32: {
@@ -30,7 +31,7 @@ inline void store8_avx2(const Int8GemmParams& p, int64_t m, int64_t n, __m256i a
       f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(-kRequantClamp)), _mm256_set1_ps(kRequantClamp));
       __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
       q = _mm256_add_epi32(q, _mm256_set1_epi32(p.out_zp));
-      q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(p.out_min)), _mm256_set1_epi32(255));
+      q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(p.out_min)), _mm256_set1_epi32(p.out_max));
       const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
       const __m128i b8 = _mm_packus_epi16(w16, w16);
       uint8_t* dst = static_cast<uint8_t*>(p.out) + at;
