@@ -317,10 +317,10 @@ at::Tensor dequantize_per_channel(const at::Tensor& q, const at::Tensor& scale, 
 using QeKernel = void (*)(const QElementwiseParams&, int64_t, int64_t);
 constexpr QeKernel kElementwise[] = {qelementwise_ref, qelementwise_avx2, qelementwise_avx512};
 
-// y = quantize(op(dequantize(a), dequantize(b))) for uint8 a, b of one shape and layout (b ignored
-// by "requant"); the output has a's layout.
-at::Tensor elementwise(const std::string& op, const at::Tensor& a, double sa, int64_t za,
-                       const std::optional<at::Tensor>& b, double sb, int64_t zb, double sy, int64_t zy,
+// y = quantize(op(dequantize(a), dequantize(b))) for uint8 a and b (b broadcast to a's shape; ignored
+// by "requant"); the output has a's layout (contiguous when a is not dense).
+at::Tensor elementwise(const std::string& op, const at::Tensor& input, double sa, int64_t za,
+                       const std::optional<at::Tensor>& other, double sb, int64_t zb, double sy, int64_t zy,
                        int64_t qmin, int64_t qmax) {
   QElementwiseParams p;
   if (op == "add") {
@@ -332,18 +332,21 @@ at::Tensor elementwise(const std::string& op, const at::Tensor& a, double sa, in
   } else {
     value_error("op must be 'add', 'mul' or 'requant', got '" + op + "'");
   }
-  check_cpu(a, "input");
-  check_dtype(a, "input", {at::kByte});
-  if (!a.is_non_overlapping_and_dense()) value_error("input must be dense (contiguous in some memory format)");
+  check_cpu(input, "input");
+  check_dtype(input, "input", {at::kByte});
+  const at::Tensor a = input.is_non_overlapping_and_dense() ? input : input.contiguous();
+  at::Tensor b;
   if (p.op != QOp::Requant) {
-    if (!b) value_error("op '" + op + "' needs a second operand");
-    check_cpu(*b, "other");
-    check_dtype(*b, "other", {at::kByte});
-    if (b->sizes() != a.sizes() || b->strides() != a.strides())
-      value_error("other must have input's shape and strides");
+    if (!other) value_error("op '" + op + "' needs a second operand");
+    check_cpu(*other, "other");
+    check_dtype(*other, "other", {at::kByte});
+    if (!at::is_expandable_to(other->sizes(), a.sizes()))
+      value_error("other's shape does not broadcast to input's shape");
+    b = other->expand(a.sizes());
+    if (b.strides() != a.strides()) b = at::empty_like(a).copy_(b);
     check_scale(sb, "other scale");
     check_input_zero_point(zb, false);
-    p.b = b->data_ptr<uint8_t>();
+    p.b = b.data_ptr<uint8_t>();
   }
   check_scale(sa, "input scale");
   check_scale(sy, "output scale");

@@ -2,6 +2,7 @@
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C
+from .int8 import PackedWeight, int8_mm, int8_mm_packed, pack_weight
 from .ops import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
 
 
@@ -10,9 +11,19 @@ def backend_info() -> dict:
     return {
         "detected_isa": _C.detected_isa(),
         "fake_quant": _C.fake_quant_isa(),
+        "int8_gemm": _C.int8_gemm_isa(),
+        "int8_ops": _C.int8_ops_isa(),
         "threads": _C.num_threads(),
         "cuda_built": bool(_C.cuda_built),
     }
 
 
-__all__ = ["backend_info", "fake_quantize_per_channel_affine", "fake_quantize_per_tensor_affine"]
+__all__ = [
+    "PackedWeight",
+    "backend_info",
+    "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine",
+    "int8_mm",
+    "int8_mm_packed",
+    "pack_weight",
+]
