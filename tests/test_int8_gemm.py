@@ -251,3 +251,38 @@ def test_bad_inputs():
 
 def test_backend_info_reports_int8_gemm(isa):
     assert fakequant.backend_info()["int8_gemm"] == isa
+
+
+# ---- AMX ----------------------------------------------------------------------------------------
+
+def test_amx_kernel_with_emulated_tiles(tmp_path):
+    """The AMX kernel's tiling, padding and layout, run with scalar-emulated tile instructions
+    against the reference kernel (tests/amx_emulation.cpp); covers AMX logic on any AVX-512 CPU."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import ISAS
+
+    cxx = shutil.which(os.environ.get("CXX", "g++"))
+    if cxx is None or "avx512" not in ISAS:
+        pytest.skip("needs a C++ compiler and an AVX-512 CPU (the epilogue is AVX-512 code)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "amx_emulation")
+    flags = ["-O1", "-std=c++17", "-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl",
+             "-mavx512dq", "-mavx512vnni", "-w", "-I", os.path.join(root, "csrc")]
+    sources = [os.path.join(root, p) for p in ("tests/amx_emulation.cpp", "csrc/cpu/int8_pack.cpp",
+                                                "csrc/cpu/int8_gemm_ref.cpp")]
+    subprocess.run([cxx, *flags, *sources, "-o", exe], check=True, capture_output=True)
+    run = subprocess.run([exe], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_amx_path_on_hardware(isa):
+    """On AMX machines the isa fixture runs every test above on the tile kernel; this one checks the
+    dispatch itself (skipped where the CPU has no AMX)."""
+    if isa != "amx":
+        pytest.skip("runs under the amx level only")
+    assert fakequant.backend_info()["int8_gemm"] == "amx"
+    a, w = rand_a(100, 300, torch.uint8), rand_w(90, 300)
+    assert torch.equal(fakequant.int8_mm(a, w).long(), exact(a, w))
