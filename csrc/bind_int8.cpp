@@ -9,6 +9,7 @@
 
 #include "bind.h"
 #include "checks.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/int8_dwconv.h"
 #include "cpu/int8_gemm.h"
 #include "cpu/qconvert.h"
@@ -140,45 +141,57 @@ void check_input_zero_point(int64_t zp, bool is_signed) {
     value_error("input zero_point (" + std::to_string(zp) + ") is outside the input dtype's range");
 }
 
+// Checks a packed weight [n, k] and points p.b at it.
+void set_packed(Int8GemmParams& p, const at::Tensor& packed, const at::Tensor& colsum, int64_t n, int64_t k,
+                int64_t wmin, int64_t wmax) {
+  check_cpu(packed, "packed weight");
+  check_dtype(packed, "packed weight", {at::kChar});
+  check_dtype(colsum, "column sums", {at::kInt});
+  if (n < 0 || k < 0 || packed.numel() != packed_bytes(n, k) || colsum.numel() != packed_blocks(n) * kNB ||
+      !packed.is_contiguous() || !colsum.is_contiguous())
+    value_error("packed weight does not match its shape [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  p.b = {packed.data_ptr<int8_t>(), colsum.data_ptr<int32_t>(), n, k, static_cast<int32_t>(wmin),
+         static_cast<int32_t>(wmax)};
+}
+
+// The [m, n] output of p's epilogue: `out` when given (checked), else a new tensor; sets p.out, p.ldc.
+at::Tensor gemm_output(Int8GemmParams& p, const std::optional<at::Tensor>& out, const at::TensorOptions& like) {
+  const int64_t m = p.m, n = p.b.n;
+  const at::ScalarType type = kOutType[static_cast<int>(p.epi)];
+  at::Tensor y;
+  if (out) {
+    y = *out;
+    check_cpu(y, "out");
+    check_dtype(y, "out", {type});
+    if (y.dim() != 2 || y.size(0) != m || y.size(1) != n || (n > 1 && y.stride(1) != 1))
+      value_error("out must be a [" + std::to_string(m) + ", " + std::to_string(n) + "] view with unit column stride");
+  } else {
+    y = at::empty({m, n}, like.dtype(type));
+  }
+  p.out = y.data_ptr();
+  p.ldc = y.stride(0);
+  return y;
+}
+
 // out = epilogue(a @ w.T) for a u8/s8 [M, K] and a packed int8 weight [N, K].
 at::Tensor gemm(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& colsum, int64_t n, int64_t k,
                 int64_t wmin, int64_t wmax, int64_t a_zp, const EpilogueArgs& e, const std::optional<at::Tensor>& out) {
   check_cpu(a, "input");
   check_dtype(a, "input", {at::kByte, at::kChar});
   check_dim(a, "input", 2);
-  check_dtype(packed, "packed weight", {at::kChar});
-  check_dtype(colsum, "column sums", {at::kInt});
-  if (packed.numel() != packed_bytes(n, k) || colsum.numel() != packed_blocks(n) * kNB || !packed.is_contiguous() ||
-      !colsum.is_contiguous())
-    value_error("packed weight does not match its shape [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  Int8GemmParams p;
+  set_packed(p, packed, colsum, n, k, wmin, wmax);
   if (a.size(1) != k)
     value_error("input has " + std::to_string(a.size(1)) + " columns but the weight has K = " + std::to_string(k));
-  const bool a_signed = a.scalar_type() == at::kChar;
-  check_input_zero_point(a_zp, a_signed);
-  Int8GemmParams p;
-  p.b = {packed.data_ptr<int8_t>(), colsum.data_ptr<int32_t>(), n, k, static_cast<int32_t>(wmin),
-         static_cast<int32_t>(wmax)};
+  p.a_signed = a.scalar_type() == at::kChar;
+  check_input_zero_point(a_zp, p.a_signed);
   EpilogueStorage st;
-  const at::Tensor keep = setup_epilogue(p, st, e, a_signed, a_zp);
-  const int64_t m = a.size(0);
-  at::Tensor y;
-  const at::ScalarType out_type = kOutType[static_cast<int>(p.epi)];
-  if (out) {
-    y = *out;
-    check_cpu(y, "out");
-    check_dtype(y, "out", {out_type});
-    if (y.dim() != 2 || y.size(0) != m || y.size(1) != n || (n > 1 && y.stride(1) != 1))
-      value_error("out must be a [" + std::to_string(m) + ", " + std::to_string(n) + "] view with unit column stride");
-  } else {
-    y = at::empty({m, n}, a.options().dtype(out_type));
-  }
+  const at::Tensor keep = setup_epilogue(p, st, e, p.a_signed, a_zp);
   p.a = a.data_ptr();
-  p.m = m;
+  p.m = a.size(0);
   p.a_rs = a.stride(0);
   p.a_cs = a.stride(1);
-  p.a_signed = a_signed;
-  p.out = y.data_ptr();
-  p.ldc = y.stride(0);
+  at::Tensor y = gemm_output(p, out, a.options());
   run_gemm(p);
   return y;
 }
@@ -199,48 +212,81 @@ std::tuple<at::Tensor, at::Tensor> pack_dw(const at::Tensor& w, const at::Tensor
   return {out, colsum};
 }
 
-using DwKernel = void (*)(const DwConvParams&, int64_t, int64_t);
-constexpr DwKernel kDw[] = {dwconv_ref, dwconv_avx2, dwconv_avx512};
-
-// Depthwise conv of a uint8 [N, C, H, W] input; the output is channels-last.
-at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor& colsum, int64_t kh, int64_t kw,
-                  std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
-                  int64_t x_zp, const EpilogueArgs& e) {
+// A conv's geometry over a uint8 [N, C, H, W] input (made channels-last contiguous in *xc).
+ConvGeometry conv_geometry(const at::Tensor& x, at::Tensor& xc, int64_t kh, int64_t kw,
+                           const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                           const std::vector<int64_t>& dilation, int64_t x_zp) {
   check_cpu(x, "input");
   check_dtype(x, "input", {at::kByte});
   check_dim(x, "input", 4);
   check_input_zero_point(x_zp, false);
   if (stride.size() != 2 || padding.size() != 2 || dilation.size() != 2)
     value_error("stride, padding and dilation must have two entries each");
-  DwConvParams p;
-  p.batch = x.size(0), p.c = x.size(1), p.h = x.size(2), p.w = x.size(3);
-  p.kh = kh, p.kw = kw, p.sh = stride[0], p.sw = stride[1], p.ph = padding[0], p.pw = padding[1];
-  p.dh = dilation[0], p.dw = dilation[1];
-  if (p.sh < 1 || p.sw < 1 || p.dh < 1 || p.dw < 1 || p.ph < 0 || p.pw < 0 || kh < 1 || kw < 1)
+  ConvGeometry g;
+  g.batch = x.size(0), g.c = x.size(1), g.h = x.size(2), g.w = x.size(3);
+  g.kh = kh, g.kw = kw, g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1];
+  g.dh = dilation[0], g.dw = dilation[1];
+  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.ph < 0 || g.pw < 0 || kh < 1 || kw < 1)
     value_error("stride and dilation must be >= 1, padding >= 0 and the kernel non-empty");
-  p.cpad = round_up(std::max<int64_t>(p.c, 1), 16);
-  if (taps.scalar_type() != at::kInt || taps.numel() != kh * kw * p.cpad ||
-      colsum.numel() != packed_blocks(p.c) * kNB)
-    value_error("packed depthwise weight does not match the input's " + std::to_string(p.c) + " channels");
-  p.oh = (p.h + 2 * p.ph - p.dh * (kh - 1) - 1) / p.sh + 1;
-  p.ow = (p.w + 2 * p.pw - p.dw * (kw - 1) - 1) / p.sw + 1;
-  if (p.oh < 1 || p.ow < 1) value_error("input is smaller than the (dilated) kernel");
-  p.epi.b = {nullptr, colsum.data_ptr<int32_t>(), p.c, kh * kw, 0, 0};
+  g.oh = (g.h + 2 * g.ph - g.dh * (kh - 1) - 1) / g.sh + 1;
+  g.ow = (g.w + 2 * g.pw - g.dw * (kw - 1) - 1) / g.sw + 1;
+  if (g.h + 2 * g.ph < g.dh * (kh - 1) + 1 || g.w + 2 * g.pw < g.dw * (kw - 1) + 1)
+    value_error("input is smaller than the (dilated) kernel");
+  xc = x.contiguous(at::MemoryFormat::ChannelsLast);
+  g.x = xc.data_ptr<uint8_t>();
+  g.x_zp = static_cast<int32_t>(x_zp);
+  return g;
+}
+
+using DwKernel = void (*)(const DwConvParams&, int64_t, int64_t);
+constexpr DwKernel kDw[] = {dwconv_ref, dwconv_avx2, dwconv_avx512};
+
+// Depthwise conv of a uint8 [N, C, H, W] input; the output is channels-last.
+at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor& colsum, int64_t kh, int64_t kw,
+                  const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                  const std::vector<int64_t>& dilation, int64_t x_zp, const EpilogueArgs& e) {
+  DwConvParams p;
+  at::Tensor xc;
+  p.g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
+  p.cpad = round_up(std::max<int64_t>(p.g.c, 1), 16);
+  if (taps.scalar_type() != at::kInt || taps.numel() != kh * kw * p.cpad || colsum.scalar_type() != at::kInt ||
+      colsum.numel() != packed_blocks(p.g.c) * kNB)
+    value_error("packed depthwise weight does not match the input's " + std::to_string(p.g.c) + " channels");
+  p.epi.b = {nullptr, colsum.data_ptr<int32_t>(), p.g.c, kh * kw, 0, 0};
   EpilogueStorage st;
   const at::Tensor keep = setup_epilogue(p.epi, st, e, false, x_zp);
   p.epi.w_zp_nonzero = false;  // folded into the taps
-  const at::Tensor xc = x.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor y = at::empty({p.batch, p.c, p.oh, p.ow}, x.options().dtype(kOutType[static_cast<int>(p.epi.epi)]),
+  at::Tensor y = at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(kOutType[static_cast<int>(p.epi.epi)]),
                            at::MemoryFormat::ChannelsLast);
-  p.x = xc.data_ptr<uint8_t>();
   p.taps = taps.data_ptr<int32_t>();
-  p.x_zp = static_cast<int32_t>(x_zp);
   p.epi.out = y.data_ptr();
-  p.epi.ldc = p.c;
+  p.epi.ldc = p.g.c;
   const DwKernel kernel = pick_kernel(kDw);
-  const int64_t pixels = p.batch * p.oh * p.ow;
-  at::parallel_for(0, pixels, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, p.c * kh * kw)),
-                   [&](int64_t q0, int64_t q1) { kernel(p, q0, q1); });
+  const int64_t pixels = p.g.batch * p.g.oh * p.g.ow;
+  const int64_t grain = std::max<int64_t>(8, 65536 / std::max<int64_t>(1, p.g.c * kh * kw));
+  at::parallel_for(0, pixels, grain, [&](int64_t q0, int64_t q1) { kernel(p, q0, q1); });
+  return y;
+}
+
+// One group of a conv through the GEMM, its im2col rows gathered while packing: [N * OH * OW,
+// the group's out channels], written to `out` when given (a view into the whole output).
+at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& colsum, int64_t n, int64_t k,
+               int64_t wmin, int64_t wmax, int64_t kh, int64_t kw, const std::vector<int64_t>& stride,
+               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t c0,
+               int64_t x_zp, const EpilogueArgs& e, const std::optional<at::Tensor>& out) {
+  at::Tensor xc;
+  const ConvGeometry g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
+  if (k % (kh * kw) != 0 || c0 < 0 || c0 + k / (kh * kw) > g.c)
+    value_error("the packed weight's K does not match kh * kw * channels of a group of the input");
+  Int8GemmParams p;
+  set_packed(p, packed, colsum, n, k, wmin, wmax);
+  EpilogueStorage st;
+  const at::Tensor keep = setup_epilogue(p, st, e, false, x_zp);
+  p.conv = &g;
+  p.conv_c0 = c0;
+  p.m = g.batch * g.oh * g.ow;
+  at::Tensor y = gemm_output(p, out, x.options());
+  run_gemm(p);
   return y;
 }
 
@@ -380,6 +426,9 @@ void bind_int8(pybind11::module_& m) {
   m.def("int8_pack_weight", &pack_weight, "weight"_a);
   m.def("int8_gemm", &gemm, "input"_a, "packed"_a, "colsum"_a, "n"_a, "k"_a, "wmin"_a, "wmax"_a,
         "input_zero_point"_a, "epilogue"_a, "out"_a = pybind11::none());
+  m.def("int8_conv_gemm", &conv_gemm, "input"_a, "packed"_a, "colsum"_a, "n"_a, "k"_a, "wmin"_a, "wmax"_a, "kh"_a,
+        "kw"_a, "stride"_a, "padding"_a, "dilation"_a, "channel_offset"_a, "input_zero_point"_a, "epilogue"_a,
+        "out"_a);
   m.def("int8_pack_dw_weight", &pack_dw, "weight"_a, "weight_zero_point"_a);
   m.def("int8_dwconv", &dwconv, "input"_a, "taps"_a, "colsum"_a, "kh"_a, "kw"_a, "stride"_a, "padding"_a,
         "dilation"_a, "input_zero_point"_a, "epilogue"_a);

@@ -9,21 +9,20 @@
 namespace fakequant {
 
 void dwconv_avx2(const DwConvParams& p, int64_t q0, int64_t q1) {
-  const int64_t taps = p.kh * p.kw;
+  const ConvGeometry& g = p.g;
+  const int64_t taps = g.kh * g.kw;
   std::vector<int64_t> off(taps);
-  const __m256i zx = _mm256_set1_epi32(p.x_zp);
+  const __m256i zx = _mm256_set1_epi32(g.x_zp);
   for (int64_t q = q0; q < q1; ++q) {
-    const int64_t b = q / (p.oh * p.ow), oy = q / p.ow % p.oh, ox = q % p.ow;
-    for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) off[i * p.kw + j] = dw_tap_offset(p, b, oy, ox, i, j);
-    for (int64_t c = 0; c < p.c; c += 8) {
-      const int64_t valid = std::min<int64_t>(8, p.c - c);
+    for (int64_t t = 0; t < taps; ++t) off[t] = conv_tap_offset(g, q, t / g.kw, t % g.kw);
+    for (int64_t c = 0; c < g.c; c += 8) {
+      const int64_t valid = std::min<int64_t>(8, g.c - c);
       __m256i acc = _mm256_setzero_si256();
       for (int64_t t = 0; t < taps; ++t) {
         __m256i xv = zx;
         if (off[t] >= 0) {
           int64_t bytes = 0;
-          std::memcpy(&bytes, p.x + off[t] + c, static_cast<size_t>(valid));
+          std::memcpy(&bytes, g.x + off[t] + c, static_cast<size_t>(valid));
           xv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
         }
         // x in the low half of each int32 lane, the tap (|tap| < 2^15) sign-extended: vpmaddwd

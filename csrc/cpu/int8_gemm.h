@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "conv_geometry.h"
+
 namespace fakequant {
 
 // Packed weights, one layout for every ISA: columns in blocks of kNB, k padded to a multiple of
@@ -54,6 +56,10 @@ struct EpilogueVectors {
 struct Int8GemmParams {
   const void* a = nullptr;      // [m, k] with element strides a_rs, a_cs
   int64_t m = 0, a_rs = 0, a_cs = 0;
+  // Or, when conv is set, im2col rows of a convolution: row = output pixel, k = (i, j, channel)
+  // over channels [conv_c0, conv_c0 + k / (kh * kw)) of the input (one group).
+  const ConvGeometry* conv = nullptr;
+  int64_t conv_c0 = 0;
   bool a_signed = false;        // s8 activations run as u8 (a + 128) with a_zp_eff = a_zp + 128
   bool w_zp_nonzero = false;    // any w_zp != 0: the epilogue needs activation row sums
   PackedB b;
@@ -75,6 +81,12 @@ void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float
 
 // Byte k of activation row m as the kernels multiply it: u8, or s8 shifted by +128.
 inline uint8_t a_byte(const Int8GemmParams& p, int64_t m, int64_t k) {
+  if (p.conv) {
+    const ConvGeometry& g = *p.conv;
+    const int64_t cg = p.b.k / (g.kh * g.kw), tap = k / cg;
+    const int64_t off = conv_tap_offset(g, m, tap / g.kw, tap % g.kw);
+    return static_cast<uint8_t>(off < 0 ? g.x_zp : g.x[off + p.conv_c0 + k % cg]);
+  }
   const char* base = static_cast<const char*>(p.a) + m * p.a_rs + k * p.a_cs;
   return static_cast<uint8_t>(*base) ^ (p.a_signed ? 0x80 : 0x00);
 }
@@ -82,7 +94,7 @@ inline uint8_t a_byte(const Int8GemmParams& p, int64_t m, int64_t k) {
 // Activation rows [m0, m0 + rows) as the vector kernels read them: u8 rows (s8 shifted by +128)
 // with row stride rs, readable up to kp bytes per row (zeros past K). Points into A itself when A
 // already has that form (u8, unit column stride, K a multiple of kp's granule), else into `buf`
-// (rows * kp bytes). kp = round_up(K, 4) for AVX2 / VNNI, packed_k(K) for AMX.
+// (rows * kp bytes), gathering conv patches when p.conv is set. kp = round_up(K, 4) for AVX2 / VNNI, packed_k(K) for AMX.
 struct ARows {
   const uint8_t* a;
   int64_t rs;

@@ -64,8 +64,35 @@ void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float
   }
 }
 
+namespace {
+
+// im2col: row r = output pixel m0 + r, its taps' channel runs side by side, padding as x_zp.
+void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint8_t* buf) {
+  const ConvGeometry& g = *p.conv;
+  const int64_t k = p.b.k, cg = k / (g.kh * g.kw);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* d = buf + r * kp;
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j, d += cg) {
+        const int64_t off = conv_tap_offset(g, m0 + r, i, j);
+        if (off < 0) {
+          std::memset(d, g.x_zp, static_cast<size_t>(cg));
+        } else {
+          std::memcpy(d, g.x + off + p.conv_c0, static_cast<size_t>(cg));
+        }
+      }
+    std::memset(d, 0, static_cast<size_t>(kp - k));
+  }
+}
+
+}  // namespace
+
 ARows a_rows(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint8_t* buf) {
   const int64_t k = p.b.k;
+  if (p.conv) {
+    gather_patches(p, m0, rows, kp, buf);
+    return {buf, kp};
+  }
   const auto* src = static_cast<const uint8_t*>(p.a) + m0 * p.a_rs;
   if (!p.a_signed && p.a_cs == 1 && k == kp) return {src, p.a_rs};
   const uint8_t flip = p.a_signed ? 0x80 : 0x00;

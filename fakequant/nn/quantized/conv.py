@@ -1,5 +1,5 @@
-"""int8 Conv2d and ConvReLU2d on channels-last uint8 QTensors: a direct depthwise kernel, 1x1
-convs straight through the GEMM, others via im2col + GEMM (per group)."""
+"""int8 Conv2d and ConvReLU2d on channels-last uint8 QTensors: a direct depthwise kernel, the
+others through the int8 GEMM (im2col rows gathered inside it, per group)."""
 from __future__ import annotations
 
 import torch
@@ -95,25 +95,26 @@ class Conv2d(QParamsModule):
         return QTensor(self._im2col_gemm(x, packed), self.scale, self.zero_point)
 
     def _im2col_gemm(self, x: QTensor, packed) -> torch.Tensor:
+        """Through the GEMM: a 1x1 / stride 1 conv reads the channels-last input as its rows,
+        others gather im2col rows while packing (per group, into the group's output columns)."""
         n, c, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        (kh, kw), stride, padding, dilation = self.kernel_size, self.stride, self.padding, self.dilation
+        if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and self.groups == 1:
+            rows = x.data.permute(0, 2, 3, 1).reshape(n * h * w, c)
+            y = int8_gemm(rows, packed[0], x.zero_point, self._epilogue(x))
+            return y.view(n, h, w, -1).permute(0, 3, 1, 2)
+        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         if oh < 1 or ow < 1:
             raise ValueError(f"fakequant: input {h}x{w} is smaller than the (dilated) kernel")
-        xn = x.data.permute(0, 2, 3, 1)  # NHWC view of the channels-last data
-        if ph or pw:
-            padded = xn.new_full((n, h + 2 * ph, w + 2 * pw, c), x.zero_point)
-            padded[:, ph:ph + h, pw:pw + w] = xn
-            xn = padded
-        s0, s1, s2, s3 = xn.stride()
-        patches = xn.as_strided((n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
         y = torch.empty(n, oh, ow, self.out_channels, dtype=torch.uint8)
         y2 = y.view(-1, self.out_channels)
         cg, og = c // self.groups, self.out_channels // self.groups
-        for g, pw_g in enumerate(packed):
-            a = patches[..., g * cg:(g + 1) * cg].reshape(n * oh * ow, kh * kw * cg)
+        data = x.data.contiguous(memory_format=torch.channels_last)
+        for g, pk in enumerate(packed):
             sl = slice(g * og, (g + 1) * og)
-            int8_gemm(a, pw_g, x.zero_point, self._epilogue(x, sl), out=y2[:, sl])
+            _C.int8_conv_gemm(data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, list(stride),
+                              list(padding), list(dilation), g * cg, x.zero_point, self._epilogue(x, sl), y2[:, sl])
         return y.permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
