@@ -66,21 +66,37 @@ void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float
 
 namespace {
 
-// im2col: row r = output pixel m0 + r, its taps' channel runs side by side, padding as x_zp.
+// im2col: row r = output pixel m0 + r, its taps' channel runs side by side, padding as x_zp. A
+// kernel row's taps are one contiguous run of x when the group spans every channel, the dilation
+// is 1 and no tap falls in the padding.
 void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint8_t* buf) {
   const ConvGeometry& g = *p.conv;
-  const int64_t k = p.b.k, cg = k / (g.kh * g.kw);
+  const int64_t k = p.b.k, cg = k / (g.kh * g.kw), span = g.kw * cg;
+  const bool whole = cg == g.c && g.dw == 1;
   for (int64_t r = 0; r < rows; ++r) {
+    const int64_t q = m0 + r, b = q / (g.oh * g.ow), oy = q / g.ow % g.oh, ox = q % g.ow;
+    const int64_t ix0 = ox * g.sw - g.pw;
     uint8_t* d = buf + r * kp;
-    for (int64_t i = 0; i < g.kh; ++i)
-      for (int64_t j = 0; j < g.kw; ++j, d += cg) {
-        const int64_t off = conv_tap_offset(g, m0 + r, i, j);
-        if (off < 0) {
-          std::memset(d, g.x_zp, static_cast<size_t>(cg));
+    for (int64_t i = 0; i < g.kh; ++i, d += span) {
+      const int64_t iy = oy * g.sh - g.ph + i * g.dh;
+      if (iy < 0 || iy >= g.h) {
+        std::memset(d, g.x_zp, static_cast<size_t>(span));
+        continue;
+      }
+      const uint8_t* row = g.x + (b * g.h + iy) * g.w * g.c + p.conv_c0;
+      if (whole && ix0 >= 0 && ix0 + g.kw <= g.w) {
+        std::memcpy(d, row + ix0 * g.c, static_cast<size_t>(span));
+        continue;
+      }
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t ix = ix0 + j * g.dw;
+        if (ix < 0 || ix >= g.w) {
+          std::memset(d + j * cg, g.x_zp, static_cast<size_t>(cg));
         } else {
-          std::memcpy(d, g.x + off + p.conv_c0, static_cast<size_t>(cg));
+          std::memcpy(d + j * cg, row + ix * g.c, static_cast<size_t>(cg));
         }
       }
+    }
     std::memset(d, 0, static_cast<size_t>(kp - k));
   }
 }

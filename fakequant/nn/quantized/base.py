@@ -13,6 +13,7 @@ class QParamsModule(nn.Module):
 
     def __init__(self, scale: float = 1.0, zero_point: int = 0, quant_min: int = 0, quant_max: int = 255):
         super().__init__()
+        self._prepared = None
         self.set_output_qparams(scale, zero_point, quant_min, quant_max)
 
     def set_output_qparams(self, scale, zero_point, quant_min=0, quant_max=255):
@@ -23,6 +24,15 @@ class QParamsModule(nn.Module):
             raise ValueError(f"fakequant: need 0 <= quant_min <= zero_point <= quant_max <= 255, got "
                              f"{quant_min}, {zero_point}, {quant_max}")
         self.scale, self.zero_point, self.quant_min, self.quant_max = scale, zero_point, int(quant_min), int(quant_max)
+        self._prepared = None
+
+    def prepared(self, x_scale: float):
+        """self.prepare(x_scale) — packed weights and epilogues — cached until the input scale,
+        the output qparams or a buffer (replaced or modified in place) change."""
+        key = (x_scale, *[(id(t), t._version) for t in self._buffers.values() if t is not None])
+        if self._prepared is None or self._prepared[0] != key:
+            self._prepared = (key, self.prepare(x_scale))
+        return self._prepared[1]
 
     def get_extra_state(self):
         return {"scale": self.scale, "zero_point": self.zero_point, "quant_min": self.quant_min,

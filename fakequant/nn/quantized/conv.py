@@ -39,7 +39,6 @@ class Conv2d(QParamsModule):
         self.register_buffer("weight_scale", torch.ones(out_channels))
         self.register_buffer("weight_zero_point", torch.zeros(out_channels, dtype=torch.int32))
         self.register_buffer("bias", torch.zeros(out_channels) if bias else None)
-        self._packed = None
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias, weight_scale, weight_zero_point, scale: float, zero_point: int,
@@ -62,23 +61,20 @@ class Conv2d(QParamsModule):
     def depthwise(self) -> bool:
         return self.groups == self.in_channels == self.out_channels
 
-    def _pack(self):
-        """Depthwise: (taps, colsum); otherwise one packed GEMM weight [out / g, kh * kw * in / g]
-        per group, k ordered (kh, kw, channel) as im2col lays out channels-last patches."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight_zero_point._version)
-        if self._packed is None or self._packed[0] != key:
-            if self.depthwise:
-                packed = _C.int8_pack_dw_weight(self.weight, self.weight_zero_point)
-            else:
-                og = self.out_channels // self.groups
-                w = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
-                packed = [pack_weight(w[g * og:(g + 1) * og]) for g in range(self.groups)]
-            self._packed = (key, packed)
-        return self._packed[1]
+    def prepare(self, x_scale: float):
+        """(packed, epilogues): depthwise (taps, colsum) and one epilogue; otherwise per group a
+        packed GEMM weight [out / g, kh * kw * in / g], k ordered (kh, kw, channel) as im2col
+        lays out channels-last patches, and its epilogue."""
+        if self.depthwise:
+            return _C.int8_pack_dw_weight(self.weight, self.weight_zero_point), [self._epilogue(x_scale)]
+        og = self.out_channels // self.groups
+        w = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+        groups = [slice(g * og, (g + 1) * og) for g in range(self.groups)]
+        return [pack_weight(w[sl]) for sl in groups], [self._epilogue(x_scale, sl) for sl in groups]
 
-    def _epilogue(self, x: QTensor, sl=slice(None)):
+    def _epilogue(self, x_scale: float, sl=slice(None)):
         bias = None if self.bias is None else self.bias[sl]
-        return qF.epilogue(self.weight_scale[sl], self.weight_zero_point[sl], bias, x.scale, self.scale,
+        return qF.epilogue(self.weight_scale[sl], self.weight_zero_point[sl], bias, x_scale, self.scale,
                            self.zero_point, self.quant_min, self.quant_max, self._relu)
 
     def forward(self, x):
@@ -86,22 +82,22 @@ class Conv2d(QParamsModule):
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.dtype != torch.uint8:
             raise ValueError(f"fakequant: Conv2d expects a uint8 QTensor [N, {self.in_channels}, H, W], got "
                              f"{tuple(x.shape)} {x.dtype}")
-        packed = self._pack()
+        packed, epis = self.prepared(x.scale)
         if self.depthwise:
             taps, colsum = packed
             y = _C.int8_dwconv(x.data, taps, colsum, *self.kernel_size, list(self.stride), list(self.padding),
-                               list(self.dilation), x.zero_point, self._epilogue(x))
+                               list(self.dilation), x.zero_point, epis[0])
             return QTensor(y, self.scale, self.zero_point)
-        return QTensor(self._im2col_gemm(x, packed), self.scale, self.zero_point)
+        return QTensor(self._im2col_gemm(x, packed, epis), self.scale, self.zero_point)
 
-    def _im2col_gemm(self, x: QTensor, packed) -> torch.Tensor:
+    def _im2col_gemm(self, x: QTensor, packed, epis) -> torch.Tensor:
         """Through the GEMM: a 1x1 / stride 1 conv reads the channels-last input as its rows,
         others gather im2col rows while packing (per group, into the group's output columns)."""
         n, c, h, w = x.shape
         (kh, kw), stride, padding, dilation = self.kernel_size, self.stride, self.padding, self.dilation
         if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and self.groups == 1:
             rows = x.data.permute(0, 2, 3, 1).reshape(n * h * w, c)
-            y = int8_gemm(rows, packed[0], x.zero_point, self._epilogue(x))
+            y = int8_gemm(rows, packed[0], x.zero_point, epis[0])
             return y.view(n, h, w, -1).permute(0, 3, 1, 2)
         oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
@@ -111,10 +107,9 @@ class Conv2d(QParamsModule):
         y2 = y.view(-1, self.out_channels)
         cg, og = c // self.groups, self.out_channels // self.groups
         data = x.data.contiguous(memory_format=torch.channels_last)
-        for g, pk in enumerate(packed):
-            sl = slice(g * og, (g + 1) * og)
+        for g, (pk, epi) in enumerate(zip(packed, epis)):
             _C.int8_conv_gemm(data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, list(stride),
-                              list(padding), list(dilation), g * cg, x.zero_point, self._epilogue(x, sl), y2[:, sl])
+                              list(padding), list(dilation), g * cg, x.zero_point, epi, y2[:, g * og:(g + 1) * og])
         return y.permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from ...int8 import pack_weight
+from ...int8 import int8_gemm, pack_weight
 from . import functional as qF
 from .base import QParamsModule, float_bias, quantize_weight, weight_qparams
+from .qtensor import QTensor, check_qtensor
 
 
 class Linear(QParamsModule):
     """y = requantize(x @ w.T + bias) with fbgemm's ReQuantizeOutput formula.
 
     Buffers (state_dict): weight int8 [out, in], weight_scale float32 [out], weight_zero_point
-    int32 [out], bias float32 [out] or None; output qparams as extra state. The packed weight is
-    rebuilt whenever the weight changes (e.g. after load_state_dict)."""
+    int32 [out], bias float32 [out] or None; output qparams as extra state. The packed weight
+    and the requantization are rebuilt when a buffer, the output qparams or the input scale
+    change (e.g. after load_state_dict)."""
 
     _relu = False
 
@@ -24,7 +26,6 @@ class Linear(QParamsModule):
         self.register_buffer("weight_scale", torch.ones(out_features))
         self.register_buffer("weight_zero_point", torch.zeros(out_features, dtype=torch.int32))
         self.register_buffer("bias", torch.zeros(out_features) if bias else None)
-        self._packed = None
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias, weight_scale, weight_zero_point, scale: float, zero_point: int,
@@ -42,14 +43,20 @@ class Linear(QParamsModule):
         return mod
 
     def packed_weight(self):
-        key = (self.weight.data_ptr(), self.weight._version)
-        if self._packed is None or self._packed[0] != key:
-            self._packed = (key, pack_weight(self.weight))
-        return self._packed[1]
+        return self.prepared(1.0)[0]
+
+    def prepare(self, x_scale: float):
+        epi = qF.epilogue(self.weight_scale, self.weight_zero_point, self.bias, x_scale, self.scale, self.zero_point,
+                          self.quant_min, self.quant_max, self._relu)
+        return pack_weight(self.weight), epi
 
     def forward(self, x):
-        return qF.linear(x, self.packed_weight(), self.weight_scale, self.weight_zero_point, self.bias, self.scale,
-                         self.zero_point, self.quant_min, self.quant_max, self._relu)
+        x = check_qtensor(x)
+        if x.dim() < 1:
+            raise ValueError("fakequant: Linear input must have at least one dimension")
+        packed, epi = self.prepared(x.scale)
+        y = int8_gemm(x.data.reshape(-1, x.shape[-1]), packed, x.zero_point, epi)
+        return QTensor(y.view(*x.shape[:-1], self.out_features), self.scale, self.zero_point)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, {super().extra_repr()}"
