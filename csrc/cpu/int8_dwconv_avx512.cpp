@@ -1,5 +1,5 @@
 // int8_dwconv_avx512.cpp — AVX-512 depthwise int8 conv: 16 channels per vector, taps through
-// vpmaddwd, up to 8 neighbouring output pixels per pass where no tap touches the padding.
+// vpdpwssd, up to 8 neighbouring output pixels per pass where no tap touches the padding.
 #include <immintrin.h>
 
 #include <vector>
@@ -11,9 +11,9 @@ namespace fakequant {
 namespace {
 
 // acc + x * tap for 16 channels: x (u8) in the low half of each int32 lane and the tap (|tap| <
-// 2^15) sign-extended, so vpmaddwd gives x * tap + 0 * (0 or -1) exactly.
+// 2^15) sign-extended, so vpdpwssd adds x * tap + 0 * (0 or -1) exactly.
 inline __m512i add_tap(__m512i acc, __m128i x, __m512i tap) {
-  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepu8_epi32(x), tap));
+  return _mm512_dpwssd_epi32(acc, _mm512_cvtepu8_epi32(x), tap);
 }
 
 // PX output pixels q, q + 1, ... of one output row whose taps all lie inside the input; x0 points
@@ -25,14 +25,17 @@ void interior_pixels(const DwConvParams& p, int64_t q, const uint8_t* x0) {
   for (int64_t c = 0; c < g.c; c += 16) {
     const __mmask16 k = lanes16(g.c - c);
     __m512i acc[PX];
+#pragma GCC unroll 8
     for (int px = 0; px < PX; ++px) acc[px] = _mm512_setzero_si512();
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
         const __m512i w = _mm512_loadu_si512(p.taps + (i * g.kw + j) * p.cpad + c);
         const uint8_t* src = x0 + i * row + j * col + c;
+#pragma GCC unroll 8
         for (int px = 0; px < PX; ++px) acc[px] = add_tap(acc[px], _mm_maskz_loadu_epi8(k, src + px * step), w);
       }
     const Cols16 cv = cols16(p.epi, c);
+#pragma GCC unroll 8
     for (int px = 0; px < PX; ++px) store16_avx512(p.epi, cv, q + px, c, acc[px], k, 0);
   }
 }

@@ -32,19 +32,26 @@ void tile_maddubs(const Int8GemmParams& p, const uint8_t* a, int64_t rs, const i
                   int64_t m, int64_t n, int64_t ncols, const int32_t* rowsum) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[R][NV];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_setzero_si256();
   for (int64_t g = 0; g < groups; ++g) {
     __m256i bv[NV];
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j)
       bv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * kGroupBytes + 32 * j));
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256i av = _mm256_set1_epi32(load32(a + r * rs + 4 * g));
+      #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j)
         acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv[j]), ones));
     }
   }
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
       const int64_t c = 8 * j;
       if (c < ncols) store8_avx2(p, m + r, n + c, acc[r][j], static_cast<int>(std::min<int64_t>(8, ncols - c)),
@@ -58,19 +65,26 @@ template <int R, int NQ>
 void tile_widen(const Int8GemmParams& p, const uint8_t* a, int64_t rs, const int8_t* b, int64_t groups, int64_t m,
                 int64_t n, int64_t ncols, const int32_t* rowsum) {
   __m256i acc[R][NQ];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) acc[r][q] = _mm256_setzero_si256();
   for (int64_t g = 0; g < groups; ++g) {
     __m256i bw[NQ];
+    #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q)
       bw[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + g * kGroupBytes + 16 * q)));
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m128i a16 = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(load32(a + r * rs + 4 * g)));
       const __m256i av = _mm256_broadcastq_epi64(a16);
+      #pragma GCC unroll 4
       for (int q = 0; q < NQ; ++q) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(bw[q], av));
     }
   }
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int q = 0; q < NQ; q += 2) {
       // hadd gives [c0 c1 c4 c5 | c2 c3 c6 c7]; the permute puts the 8 columns in order.
       const __m256i hi = q + 1 < NQ ? acc[r][q + 1] : _mm256_setzero_si256();
