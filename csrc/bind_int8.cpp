@@ -105,8 +105,8 @@ struct EpilogueStorage {
   std::vector<float> floats;
 };
 
-// Fills p's epilogue from `e` (p.b's colsum, n and k must be set); returns the weight zero points.
-at::Tensor setup_epilogue(Int8GemmParams& p, EpilogueStorage& st, const EpilogueArgs& e, bool a_signed,
+// Fills p's epilogue from `e` (p.b's colsum, n and k must be set).
+void setup_epilogue(Int8GemmParams& p, EpilogueStorage& st, const EpilogueArgs& e, bool a_signed,
                           int64_t a_zp) {
   p.epi = parse_out_dtype(e.out_dtype);
   if (p.epi != Epilogue::Int32) check_scale(e.x_scale, "input scale");
@@ -133,7 +133,6 @@ at::Tensor setup_epilogue(Int8GemmParams& p, EpilogueStorage& st, const Epilogue
   p.out_zp = static_cast<int32_t>(e.out_zp);
   p.out_min = static_cast<int32_t>(e.relu ? std::max(e.out_qmin, e.out_zp) : e.out_qmin);
   p.out_max = static_cast<int32_t>(e.out_qmax);
-  return wz;
 }
 
 void check_input_zero_point(int64_t zp, bool is_signed) {
@@ -186,7 +185,7 @@ at::Tensor gemm(const at::Tensor& a, const at::Tensor& packed, const at::Tensor&
   p.a_signed = a.scalar_type() == at::kChar;
   check_input_zero_point(a_zp, p.a_signed);
   EpilogueStorage st;
-  const at::Tensor keep = setup_epilogue(p, st, e, p.a_signed, a_zp);
+  setup_epilogue(p, st, e, p.a_signed, a_zp);
   p.a = a.data_ptr();
   p.m = a.size(0);
   p.a_rs = a.stride(0);
@@ -201,7 +200,8 @@ std::tuple<at::Tensor, at::Tensor> pack_dw(const at::Tensor& w, const at::Tensor
   check_cpu(w, "weight");
   check_dtype(w, "weight", {at::kChar});
   check_dim(w, "weight", 4);
-  if (w.size(1) != 1) value_error("a depthwise weight has one input channel per group, got " + std::to_string(w.size(1)));
+  if (w.size(1) != 1)
+    value_error("a depthwise weight has one input channel per group, got " + std::to_string(w.size(1)));
   const int64_t c = w.size(0), taps = w.size(2) * w.size(3), cpad = round_up(std::max<int64_t>(c, 1), 16);
   const at::Tensor wz = column_vector(w_zp, "weight zero_point", at::kInt, c);
   const at::Tensor wc = w.contiguous();
@@ -254,10 +254,10 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
     value_error("packed depthwise weight does not match the input's " + std::to_string(p.g.c) + " channels");
   p.epi.b = {nullptr, colsum.data_ptr<int32_t>(), p.g.c, kh * kw, 0, 0};
   EpilogueStorage st;
-  const at::Tensor keep = setup_epilogue(p.epi, st, e, false, x_zp);
+  setup_epilogue(p.epi, st, e, false, x_zp);
   p.epi.w_zp_nonzero = false;  // folded into the taps
-  at::Tensor y = at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(kOutType[static_cast<int>(p.epi.epi)]),
-                           at::MemoryFormat::ChannelsLast);
+  const at::ScalarType out_type = kOutType[static_cast<int>(p.epi.epi)];
+  at::Tensor y = at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(out_type), at::MemoryFormat::ChannelsLast);
   p.taps = taps.data_ptr<int32_t>();
   p.epi.out = y.data_ptr();
   p.epi.ldc = p.g.c;
@@ -271,9 +271,9 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
 // One group of a conv through the GEMM, its im2col rows gathered while packing: [N * OH * OW,
 // the group's out channels], written to `out` when given (a view into the whole output).
 at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& colsum, int64_t n, int64_t k,
-               int64_t wmin, int64_t wmax, int64_t kh, int64_t kw, const std::vector<int64_t>& stride,
-               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t c0,
-               int64_t x_zp, const EpilogueArgs& e, const std::optional<at::Tensor>& out) {
+                     int64_t wmin, int64_t wmax, int64_t kh, int64_t kw, const std::vector<int64_t>& stride,
+                     const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t c0,
+                     int64_t x_zp, const EpilogueArgs& e, const std::optional<at::Tensor>& out) {
   at::Tensor xc;
   const ConvGeometry g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
   if (k % (kh * kw) != 0 || c0 < 0 || c0 + k / (kh * kw) > g.c)
@@ -281,7 +281,7 @@ at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Te
   Int8GemmParams p;
   set_packed(p, packed, colsum, n, k, wmin, wmax);
   EpilogueStorage st;
-  const at::Tensor keep = setup_epilogue(p, st, e, false, x_zp);
+  setup_epilogue(p, st, e, false, x_zp);
   p.conv = &g;
   p.conv_c0 = c0;
   p.m = g.batch * g.oh * g.ow;

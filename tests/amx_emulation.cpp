@@ -57,7 +57,8 @@ void loadd(int t, const void* base, long stride) {
 
 void stored(int t, void* base, long stride) {
   check(t);
-  for (int r = 0; r < cfg.rows[t]; ++r) std::memcpy(static_cast<uint8_t*>(base) + r * stride, tiles[t][r], cfg.colsb[t]);
+  for (int r = 0; r < cfg.rows[t]; ++r)
+    std::memcpy(static_cast<uint8_t*>(base) + r * stride, tiles[t][r], cfg.colsb[t]);
 }
 
 // C[m][n] += sum_k4 sum_i u8 A[m][4 k4 + i] * s8 B[k4][4 n + i]
@@ -97,7 +98,8 @@ using namespace fakequant;
 
 // One case: the AMX kernel over the binding's kind of split (two row ranges, two block ranges)
 // against the reference kernel; returns the number of differing outputs.
-int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, bool a_strided, bool w_zp, Epilogue epi) {
+int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, bool a_strided, bool w_zp,
+             Epilogue epi) {
   std::uniform_int_distribution<int> byte(0, 255);
   const int64_t a_cs = a_strided ? 3 : 1, a_rs = a_strided ? k * 3 + 5 : k;
   std::vector<uint8_t> a(static_cast<size_t>(m * a_rs + k * a_cs + 1));
@@ -120,7 +122,8 @@ int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, 
   p.m = m, p.a_rs = a_rs, p.a_cs = a_cs, p.a_signed = a_signed;
   p.b = {packed.data(), colsum.data(), n, k, -128, 127};
   p.v = {ints.data(), ints.data() + npad, floats.data(), floats.data() + npad};
-  prepare_epilogue(p.b, a_signed, a_signed ? -3 : 77, scales.data(), zps.data(), bias.data(), 0.02f, 0.05f, epi, npad, p.v);
+  prepare_epilogue(p.b, a_signed, a_signed ? -3 : 77, scales.data(), zps.data(), bias.data(), 0.02f, 0.05f, epi,
+                   npad, p.v);
   p.w_zp_nonzero = w_zp;
   p.epi = epi;
   p.out_zp = 100, p.out_min = 3, p.out_max = 250;
@@ -138,8 +141,8 @@ int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, 
   int bad = 0;
   for (size_t i = 0; i < bytes; ++i) bad += got[i] != want[i];
   if (bad)
-    std::fprintf(stderr, "mismatch: m=%ld k=%ld n=%ld signed=%d strided=%d w_zp=%d epi=%d: %d bytes\n", long(m), long(k),
-                 long(n), a_signed, a_strided, w_zp, int(epi), bad);
+    std::fprintf(stderr, "mismatch: m=%ld k=%ld n=%ld signed=%d strided=%d w_zp=%d epi=%d: %d bytes\n", long(m),
+                 long(k), long(n), a_signed, a_strided, w_zp, int(epi), bad);
   return bad;
 }
 

@@ -94,7 +94,8 @@ inline uint8_t a_byte(const Int8GemmParams& p, int64_t m, int64_t k) {
 // Activation rows [m0, m0 + rows) as the vector kernels read them: u8 rows (s8 shifted by +128)
 // with row stride rs, readable up to kp bytes per row (zeros past K). Points into A itself when A
 // already has that form (u8, unit column stride, K a multiple of kp's granule), else into `buf`
-// (rows * kp bytes), gathering conv patches when p.conv is set. kp = round_up(K, 4) for AVX2 / VNNI, packed_k(K) for AMX.
+// (rows * kp bytes), gathering conv patches when p.conv is set. kp = round_up(K, 4) for AVX2 /
+// VNNI, packed_k(K) for AMX.
 struct ARows {
   const uint8_t* a;
   int64_t rs;

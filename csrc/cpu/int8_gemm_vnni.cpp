@@ -48,7 +48,8 @@ void tile(const Int8GemmParams& p, const uint8_t* a, int64_t rs, const int8_t* b
     if (c >= ncols) break;
     const Cols16 cv = cols16(p, n + c);
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) store16_avx512(p, cv, m + r, n + c, acc[r][j], lanes16(ncols - c), rowsum ? rowsum[r] : 0);
+    for (int r = 0; r < R; ++r)
+      store16_avx512(p, cv, m + r, n + c, acc[r][j], lanes16(ncols - c), rowsum ? rowsum[r] : 0);
   }
 }
 

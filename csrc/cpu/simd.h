@@ -1,4 +1,4 @@
-// simd.h — lane masks for tails and byte stores, shared by the vector kernels (include from AVX2 / AVX-512 files only).
+// simd.h — lane masks for tails and byte stores shared by the vector kernels (AVX2 / AVX-512 files only).
 #pragma once
 
 #include <immintrin.h>
@@ -18,7 +18,8 @@ inline void store_low_bytes8(void* dst, __m256i v) {
   const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m256i b = _mm256_shuffle_epi8(v, pick);
-  _mm_storel_epi64(static_cast<__m128i*>(dst), _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+  const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+  _mm_storel_epi64(static_cast<__m128i*>(dst), _mm_unpacklo_epi32(lo, hi));
 }
 
 #ifdef __AVX512F__

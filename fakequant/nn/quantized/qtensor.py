@@ -76,7 +76,8 @@ class QTensor:
         return handler(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"QTensor(shape={tuple(self.shape)}, dtype={self.dtype}, scale={self.scale}, zero_point={self.zero_point})"
+        return (f"QTensor(shape={tuple(self.shape)}, dtype={self.dtype}, scale={self.scale}, "
+                f"zero_point={self.zero_point})")
 
 
 def _relu(x, inplace=False):
