@@ -257,7 +257,8 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
   setup_epilogue(p.epi, st, e, false, x_zp);
   p.epi.w_zp_nonzero = false;  // folded into the taps
   const at::ScalarType out_type = kOutType[static_cast<int>(p.epi.epi)];
-  at::Tensor y = at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(out_type), at::MemoryFormat::ChannelsLast);
+  at::Tensor y =
+      at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(out_type), at::MemoryFormat::ChannelsLast);
   p.taps = taps.data_ptr<int32_t>();
   p.epi.out = y.data_ptr();
   p.epi.ldc = p.g.c;
