@@ -68,13 +68,24 @@ namespace {
 
 // im2col: row r = output pixel m0 + r, its taps' channel runs side by side, padding as x_zp. A
 // kernel row's taps are one contiguous run of x when the group spans every channel, the dilation
-// is 1 and no tap falls in the padding.
+// is 1 and no tap falls in the padding. Runs of up to 16 bytes move as one 16-byte copy where
+// both ends allow it (the extra bytes land on bytes written later: rows fill in order).
 void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint8_t* buf) {
   const ConvGeometry& g = *p.conv;
   const int64_t k = p.b.k, cg = k / (g.kh * g.kw), span = g.kw * cg;
   const bool whole = cg == g.c && g.dw == 1;
+  const uint8_t* x_end = g.x + g.batch * g.h * g.w * g.c;
+  const uint8_t* buf_end = buf + rows * kp;
+  static const uint8_t zeros[kKPad] = {};  // the k padding: fewer than kKPad bytes
+  const auto copy = [&](uint8_t* d, const uint8_t* src, int64_t n, const uint8_t* src_end) {
+    if (n <= 16 && src + 16 <= src_end && d + 16 <= buf_end) {
+      std::memcpy(d, src, 16);
+    } else {
+      std::memcpy(d, src, static_cast<size_t>(n));
+    }
+  };
+  int64_t b = m0 / (g.oh * g.ow), oy = m0 / g.ow % g.oh, ox = m0 % g.ow;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t q = m0 + r, b = q / (g.oh * g.ow), oy = q / g.ow % g.oh, ox = q % g.ow;
     const int64_t ix0 = ox * g.sw - g.pw;
     uint8_t* d = buf + r * kp;
     for (int64_t i = 0; i < g.kh; ++i, d += span) {
@@ -85,7 +96,7 @@ void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t k
       }
       const uint8_t* row = g.x + (b * g.h + iy) * g.w * g.c + p.conv_c0;
       if (whole && ix0 >= 0 && ix0 + g.kw <= g.w) {
-        std::memcpy(d, row + ix0 * g.c, static_cast<size_t>(span));
+        copy(d, row + ix0 * g.c, span, x_end);
         continue;
       }
       for (int64_t j = 0; j < g.kw; ++j) {
@@ -93,11 +104,15 @@ void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t k
         if (ix < 0 || ix >= g.w) {
           std::memset(d + j * cg, g.x_zp, static_cast<size_t>(cg));
         } else {
-          std::memcpy(d + j * cg, row + ix * g.c, static_cast<size_t>(cg));
+          copy(d + j * cg, row + ix * g.c, cg, x_end);
         }
       }
     }
-    std::memset(d, 0, static_cast<size_t>(kp - k));
+    copy(d, zeros, kp - k, zeros + kKPad);
+    if (++ox == g.ow) {  // next output pixel
+      ox = 0;
+      if (++oy == g.oh) oy = 0, ++b;
+    }
   }
 }
 
