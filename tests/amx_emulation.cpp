@@ -97,9 +97,10 @@ void dpbusd(int c, int a, int b) {
 using namespace fakequant;
 
 // One case: the AMX kernel over the binding's kind of split (two row ranges, two block ranges)
-// against the reference kernel; returns the number of differing outputs.
+// against the reference kernel; returns the number of differing outputs. With `conv`, the rows
+// are its im2col rows over channels [c0, c0 + k / (kh * kw)).
 int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, bool a_strided, bool w_zp,
-             Epilogue epi) {
+             Epilogue epi, const ConvGeometry* conv = nullptr, int64_t c0 = 0) {
   std::uniform_int_distribution<int> byte(0, 255);
   const int64_t a_cs = a_strided ? 3 : 1, a_rs = a_strided ? k * 3 + 5 : k;
   std::vector<uint8_t> a(static_cast<size_t>(m * a_rs + k * a_cs + 1));
@@ -120,6 +121,7 @@ int run_case(std::mt19937& rng, int64_t m, int64_t k, int64_t n, bool a_signed, 
   Int8GemmParams p;
   p.a = a.data();
   p.m = m, p.a_rs = a_rs, p.a_cs = a_cs, p.a_signed = a_signed;
+  p.conv = conv, p.conv_c0 = c0;
   p.b = {packed.data(), colsum.data(), n, k, -128, 127};
   p.v = {ints.data(), ints.data() + npad, floats.data(), floats.data() + npad};
   prepare_epilogue(p.b, a_signed, a_signed ? -3 : 77, scales.data(), zps.data(), bias.data(), 0.02f, 0.05f, epi,
@@ -155,6 +157,18 @@ int main() {
     for (int variant = 0; variant < 6; ++variant) {
       const Epilogue epi = static_cast<Epilogue>(variant % 3);
       bad += run_case(rng, s[0], s[1], s[2], variant & 1, variant == 2 || variant == 5, variant >= 3, epi) != 0;
+      ++cases;
+    }
+  std::vector<uint8_t> image(2 * 9 * 7 * 6);
+  for (auto& v : image) v = static_cast<uint8_t>(rng());
+  for (int64_t stride = 1; stride <= 2; ++stride)
+    for (int64_t c0 = 0; c0 <= 3; c0 += 3) {  // groups of 3 channels, and all 6
+      ConvGeometry g;
+      g.x = image.data();
+      g.batch = 2, g.h = 9, g.w = 7, g.c = 6, g.kh = 3, g.kw = 3, g.sh = g.sw = stride, g.ph = g.pw = 1;
+      g.oh = (9 + 2 - 3) / stride + 1, g.ow = (7 + 2 - 3) / stride + 1, g.x_zp = 17;
+      const int64_t cg = c0 ? 3 : 6;
+      bad += run_case(rng, g.batch * g.oh * g.ow, 9 * cg, 40, false, false, c0 != 0, Epilogue::U8, &g, c0) != 0;
       ++cases;
     }
   if (emu::configured) emu::fail("tile config left loaded");
