@@ -24,7 +24,7 @@ BERT = [(f"bert {k}->{n}", m, k, n) for m in (1, 16, 128, 512) for k, n in ((768
 BERT += [("bert 768->768", 3136, 768, 768)]
 
 
-def bench(fns, min_time, reps=15):
+def bench(fns, min_time, reps=25):
     """Per function, the best of `reps` timings of a loop lasting about min_time seconds; the
     functions take turns within each repetition so that all see the same machine load."""
     iters = {}

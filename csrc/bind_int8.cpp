@@ -23,8 +23,7 @@ namespace {
 using GemmKernel = void (*)(const Int8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 constexpr GemmKernel kGemm[] = {int8_gemm_ref, int8_gemm_avx2, int8_gemm_vnni, int8_gemm_amx};
 
-constexpr int64_t kRowGrain = 48;        // fewest rows a thread takes when rows are split
-constexpr int64_t kSerialWork = 1 << 18; // multiply-adds below which one thread runs it all
+constexpr int64_t kSerialWork = 1 << 18;  // multiply-adds below which one thread runs it all
 
 // Rows [0, m) in `parts` nearly equal pieces whose starts are multiples of 16 (AMX tile rows).
 int64_t row_split(int64_t m, int64_t parts, int64_t i) {
@@ -32,19 +31,38 @@ int64_t row_split(int64_t m, int64_t parts, int64_t i) {
   return std::min(m, round_up(m * i / parts, 16));
 }
 
-// Splits the output over threads: rows first, column blocks when there are too few rows.
+// Column blocks [0, nblk) in `parts` nearly equal pieces.
+int64_t block_split(int64_t nblk, int64_t parts, int64_t i) { return nblk * i / parts; }
+
+// Rows x columns of the largest of mparts x nparts units.
+int64_t largest_unit(int64_t m, int64_t n, int64_t mparts, int64_t nparts) {
+  int64_t rows = 0, cols = 0;
+  for (int64_t i = 0; i < mparts; ++i) rows = std::max(rows, row_split(m, mparts, i + 1) - row_split(m, mparts, i));
+  const int64_t nblk = packed_blocks(n);
+  for (int64_t i = 0; i < nparts; ++i)
+    cols = std::max(cols, std::min(n, block_split(nblk, nparts, i + 1) * kNB) - block_split(nblk, nparts, i) * kNB);
+  return rows * cols;
+}
+
+// Splits the output into mparts x nparts units, one per thread: the split whose largest unit is
+// smallest, rows preferred on ties.
 void run_gemm(const Int8GemmParams& p) {
   const int64_t nblk = packed_blocks(p.b.n);
   if (p.m == 0 || nblk == 0) return;
   const GemmKernel kernel = pick_kernel(kGemm);
   const int64_t work = p.m * nblk * kNB * std::max<int64_t>(p.b.k, 1);
   const int64_t threads = work < kSerialWork ? 1 : at::get_num_threads();
-  const int64_t mparts = std::max<int64_t>(1, std::min(threads, p.m / kRowGrain));
-  const int64_t nparts = std::min(nblk, (threads + mparts - 1) / mparts);
+  int64_t mparts = 1, nparts = 1, best = -1;
+  for (int64_t mp = threads; mp >= 1; --mp) {
+    if (threads % mp != 0) continue;
+    const int64_t np = std::min(nblk, threads / mp);
+    const int64_t cost = largest_unit(p.m, p.b.n, mp, np);
+    if (best < 0 || cost < best) mparts = mp, nparts = np, best = cost;
+  }
   const auto unit = [&](int64_t u) {
     const int64_t mi = u / nparts, ni = u % nparts;
-    kernel(p, row_split(p.m, mparts, mi), row_split(p.m, mparts, mi + 1), nblk * ni / nparts,
-           nblk * (ni + 1) / nparts);
+    kernel(p, row_split(p.m, mparts, mi), row_split(p.m, mparts, mi + 1), block_split(nblk, nparts, ni),
+           block_split(nblk, nparts, ni + 1));
   };
   if (mparts * nparts == 1) return unit(0);
   at::parallel_for(0, mparts * nparts, 1, [&](int64_t u0, int64_t u1) {

@@ -106,10 +106,12 @@ def test_empty_dims():
     assert torch.equal(y, torch.zeros(4, 3, dtype=torch.int32))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_thread_count_does_not_change_results(threads):
+@pytest.mark.parametrize("shape", [(300, 200, 260), (1000, 64, 70), (20, 300, 700)])  # rows / columns split
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_count_does_not_change_results(threads, shape):
+    m, k, n = shape
     g = torch.Generator().manual_seed(4)
-    a, w = rand_a(300, 200, torch.uint8, g), rand_w(260, 200, g)
+    a, w = rand_a(m, k, torch.uint8, g), rand_w(n, k, g)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
