@@ -1,7 +1,7 @@
 """int8 GEMM benchmark: fakequant's int8 Linear against torch's quantized Linear (fbgemm and onednn
 engines) and fp32 F.linear, same run, same threads. Prints GOPS and ratios per shape.
 
-    python benchmarks/int8_gemm.py [--threads 2] [--quick]
+    python benchmarks/int8_gemm.py [--threads 2] [--quick] [--m 128 512]
 """
 import argparse
 import statistics
@@ -24,15 +24,19 @@ BERT = [(f"bert {k}->{n}", m, k, n) for m in (1, 16, 128, 512) for k, n in ((768
 BERT += [("bert 768->768", 3136, 768, 768)]
 
 
-def bench(fns, min_time, reps=25):
-    """Per function, the best of `reps` timings of a loop lasting about min_time seconds; the
-    functions take turns within each repetition so that all see the same machine load."""
-    iters = {}
+def bench(fns, sample_time, budget):
+    """Per function, the best of many short timed samples (a loop of about sample_time seconds),
+    the functions taking turns so that all see the same machine load. The best sample is the one
+    least disturbed by other processes, which matters on a shared machine."""
+    iters, once = {}, {}
     for key, fn in fns.items():
         fn()
         t0 = time.perf_counter()
         fn()
-        iters[key] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+        once[key] = max(time.perf_counter() - t0, 1e-7)
+        iters[key] = max(1, int(sample_time / once[key]))
+    per_round = sum(iters[key] * once[key] for key in fns)
+    reps = max(10, min(200, int(budget / per_round)))
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(reps):
         for key, fn in fns.items():
@@ -55,7 +59,7 @@ def torch_quantized_linear(engine, w, b, w_scale, out_scale, out_zp):
     return mod
 
 
-def run_shape(m, k, n, min_time):
+def run_shape(m, k, n, sample_time, budget):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(m, k, generator=g)
     w = torch.randn(n, k, generator=g) * 0.05
@@ -70,7 +74,7 @@ def run_shape(m, k, n, min_time):
         mod = torch_quantized_linear(engine, w, b, w_scale, out_scale, out_zp)
         fns[engine] = lambda mod=mod, engine=engine: _with_engine(engine, mod, tqx)
     fns["fp32"] = lambda: F.linear(x, w, b)
-    return bench(fns, min_time)
+    return bench(fns, sample_time, budget)
 
 
 def _with_engine(engine, mod, x):
@@ -81,11 +85,12 @@ def _with_engine(engine, mod, x):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="shorter timing loops")
+    parser.add_argument("--quick", action="store_true", help="fewer timing samples")
+    parser.add_argument("--m", type=int, nargs="*", help="only shapes with these M")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    min_time = 0.005 if args.quick else 0.02
+    budget = 0.5 if args.quick else 3.0
     info = fakequant.backend_info()
     print(f"threads {args.threads}, torch {torch.__version__}, int8 kernel {info['int8_gemm']} "
           f"(detected {info['detected_isa']})")
@@ -93,7 +98,9 @@ def main():
           f"GOPS | {'/fbgemm':>7s} {'/onednn':>7s} {'/fp32':>7s}")
     ratios = []
     for name, m, k, n in MOBILENET + BERT:
-        t = run_shape(m, k, n, min_time)
+        if args.m and m not in args.m:
+            continue
+        t = run_shape(m, k, n, 0.0005, budget)
         gops = {key: 2 * m * n * k / v / 1e9 for key, v in t.items()}
         r = [t["fbgemm"] / t["ours"], t["onednn"] / t["ours"], t["fp32"] / t["ours"]]
         if m > 1:

@@ -292,3 +292,18 @@ def test_bad_inputs():
         fnq.quantize([1.0], 0.1, 0)
     with pytest.raises(TypeError, match="input must be a float32"):
         fnq.quantize(torch.ones(3, dtype=torch.int32), 0.1, 0)
+
+
+def test_from_float_takes_fake_quant_tensors():
+    """qparams as a QAT model holds them: 1-element / per-channel tensors, possibly requiring grad,
+    integral float zero points (a learned one, rounded)."""
+    w = torch.randn(4, 3, requires_grad=True)
+    s = (torch.rand(4) * 0.01 + 0.01).requires_grad_()
+    mod = fnq.Linear.from_float(w, torch.zeros(4, requires_grad=True), s, torch.tensor([0.0, 1.0, -2.0, 0.0]),
+                                torch.tensor([0.05]), torch.tensor([3], dtype=torch.int32))
+    assert mod.weight_zero_point.tolist() == [0, 1, -2, 0] and (mod.scale, mod.zero_point) == (0.05, 3)
+    assert torch.equal(_C.dequantize_per_channel(mod.weight, mod.weight_scale, mod.weight_zero_point, 0),
+                       torch.fake_quantize_per_channel_affine(w.detach(), s.detach(), mod.weight_zero_point, 0,
+                                                              -128, 127))
+    with pytest.raises(ValueError, match="integers"):
+        fnq.Linear.from_float(w, None, s, torch.full((4,), 0.5), 0.05, 3)

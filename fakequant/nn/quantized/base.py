@@ -47,10 +47,10 @@ class QParamsModule(nn.Module):
 
 def weight_qparams(scale, zero_point, channels: int):
     """Per-channel float32 scales and int32 zero points from floats / ints or 1-D tensors."""
-    s = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
-    z = torch.as_tensor(zero_point).reshape(-1)
-    if z.is_floating_point():
-        raise TypeError("fakequant: weight_zero_point must be an integer or an integer tensor")
+    s = torch.as_tensor(scale).detach().to(torch.float32).reshape(-1)
+    z = torch.as_tensor(zero_point).detach().reshape(-1)
+    if z.is_floating_point() and not torch.equal(z, z.round()):
+        raise ValueError("fakequant: weight_zero_point must hold integers (round a learned zero point first)")
     if s.numel() == 1:
         s = s.expand(channels)
     if z.numel() == 1:
