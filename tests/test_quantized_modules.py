@@ -301,7 +301,8 @@ def test_from_float_takes_fake_quant_tensors():
     s = (torch.rand(4) * 0.01 + 0.01).requires_grad_()
     mod = fnq.Linear.from_float(w, torch.zeros(4, requires_grad=True), s, torch.tensor([0.0, 1.0, -2.0, 0.0]),
                                 torch.tensor([0.05]), torch.tensor([3], dtype=torch.int32))
-    assert mod.weight_zero_point.tolist() == [0, 1, -2, 0] and (mod.scale, mod.zero_point) == (0.05, 3)
+    assert mod.weight_zero_point.tolist() == [0, 1, -2, 0]
+    assert (mod.scale, mod.zero_point) == (torch.tensor(0.05).item(), 3)
     assert torch.equal(_C.dequantize_per_channel(mod.weight, mod.weight_scale, mod.weight_zero_point, 0),
                        torch.fake_quantize_per_channel_affine(w.detach(), s.detach(), mod.weight_zero_point, 0,
                                                               -128, 127))
