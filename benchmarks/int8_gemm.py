@@ -1,5 +1,7 @@
-"""int8 GEMM benchmark: fakequant's int8 Linear against torch's quantized Linear (fbgemm and onednn
-engines) and fp32 F.linear, same run, same threads. Prints GOPS and ratios per shape.
+"""int8 GEMM benchmark: fakequant's int8 Linear vs torch's quantized Linear and fp32 F.linear.
+
+torch's fbgemm and onednn engines and fp32 F.linear, same run, same threads. Prints GOPS and
+ratios per shape.
 
     python benchmarks/int8_gemm.py [--threads 2] [--quick] [--m 128 512]
 """

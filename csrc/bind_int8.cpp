@@ -1,5 +1,7 @@
-// bind_int8.cpp — tensors to the int8 kernels: weight packing, the requantizing GEMM (int8_mm,
-// Linear, Conv2d), the depthwise conv, quantize / dequantize and the uint8 elementwise ops.
+// bind_int8.cpp — tensors to the int8 kernels (GEMM, depthwise conv, quantize, elementwise ops).
+//
+// Weight packing, the requantizing GEMM behind int8_mm / Linear / Conv2d, the depthwise conv,
+// quantize / dequantize and the uint8 elementwise ops; threads split the output.
 #include <ATen/Parallel.h>
 
 #include <optional>

@@ -1,5 +1,6 @@
-// amx_emulation.cpp — runs the AMX int8 GEMM kernel with its tile instructions emulated in scalar
-// code against the reference kernel, so the kernel's logic is tested on CPUs without AMX
+// amx_emulation.cpp — the AMX int8 GEMM kernel with emulated tile instructions vs the reference.
+//
+// Tile instructions run as scalar code, so the kernel's logic is tested on CPUs without AMX
 // (built and run by tests/test_int8_gemm.py).
 #include <immintrin.h>
 

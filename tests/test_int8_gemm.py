@@ -1,5 +1,8 @@
-"""int8_mm and the requantizing GEMM: exact against int64 on every ISA path, fbgemm's requantization
-formula bit for bit, torch's quantized Linear within 1 LSB, and clear errors for bad inputs."""
+"""int8_mm and the requantizing GEMM: exactness, requantization, torch oracle, errors.
+
+Exact against int64 on every ISA path, fbgemm's requantization formula bit for bit, torch's
+quantized Linear within 1 LSB, and clear errors for bad inputs.
+"""
 import warnings
 
 import pytest

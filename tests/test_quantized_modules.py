@@ -1,6 +1,9 @@
-"""fakequant.nn.quantized: quantize rounding equal to fake quant, Conv2d / Linear exact to the
-requantization formula and within 1 LSB of torch's quantized modules (the oracle, tests only) and of
-the fake-quant float model, elementwise ops bit-exact to the fake-quant model, state_dict, errors."""
+"""fakequant.nn.quantized: the int8 modules against fake quant, the requant formula and torch.
+
+Quantize rounding equal to fake quant, Conv2d / Linear exact to the requantization formula and
+within 1 LSB of torch's quantized modules (the oracle, tests only) and of the fake-quant float
+model, elementwise ops bit-exact to the fake-quant model, state_dict, errors.
+"""
 import io
 import warnings
 

@@ -1,5 +1,6 @@
-// conv_geometry.h — a 2-D convolution's input (channels-last uint8) and window geometry, shared by
-// the depthwise kernel and the GEMM's im2col rows; torch-free.
+// conv_geometry.h — a 2-D conv's channels-last uint8 input and window geometry; torch-free.
+//
+// Shared by the depthwise kernel and the GEMM's im2col rows.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,7 @@
-// int8_dwconv.h — direct depthwise int8 conv on channels-last uint8 activations, with the int8
-// GEMM's requantization epilogue; params, the scalar pieces and per-ISA entry points; torch-free.
+// int8_dwconv.h — direct depthwise int8 conv on channels-last uint8 activations; torch-free.
+//
+// Params, the weight packing and per-ISA entry points; outputs go through the int8 GEMM's
+// requantization epilogue.
 #pragma once
 
 #include <cstdint>

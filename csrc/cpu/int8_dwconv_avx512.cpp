@@ -1,5 +1,6 @@
-// int8_dwconv_avx512.cpp — AVX-512 depthwise int8 conv: 16 channels per vector, taps through
-// vpdpwssd, up to 8 neighbouring output pixels per pass where no tap touches the padding.
+// int8_dwconv_avx512.cpp — AVX-512 depthwise int8 conv: 16 channels per vector, taps via vpdpwssd.
+//
+// Up to 8 neighbouring output pixels share each tap's weights where no tap touches the padding.
 #include <immintrin.h>
 
 #include <vector>

@@ -1,5 +1,7 @@
-// int8_gemm.h — int8 GEMM (u8/s8 activations x s8 weights) with a fused requantization epilogue:
-// packed-weight layout, params, the shared scalar pieces and the per-ISA entry points; torch-free.
+// int8_gemm.h — int8 GEMM with a fused requantization epilogue: layout, params, entry points; torch-free.
+//
+// u8 / s8 activations x s8 weights; the packed-weight layout, the shared scalar pieces and the
+// per-ISA entry points.
 //
 // C[m, n] = sum_k (a[m, k] - a_zp) * (w[n, k] - w_zp[n]), exact in int32, then one epilogue:
 // raw int32, uint8 requantized as fbgemm's ReQuantizeOutput, or float (fbgemm's ReQuantizeForFloat).

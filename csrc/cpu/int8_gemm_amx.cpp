@@ -1,5 +1,7 @@
-// int8_gemm_amx.cpp — AMX int8 GEMM: _tile_dpbusd on output tiles of up to 32 x 32 (2 x 2 tiles of
-// 16 x 16 int32), k in steps of 64; the epilogue applied from a tile store with the AVX-512 code.
+// int8_gemm_amx.cpp — AMX int8 GEMM: _tile_dpbusd on output tiles of up to 32 x 32 int32.
+//
+// 2 x 2 tiles of 16 x 16 int32, k in steps of 64; the epilogue runs on a tile store with the
+// AVX-512 code.
 #include <immintrin.h>
 
 #include <vector>

@@ -1,5 +1,7 @@
-// int8_gemm_avx2.cpp — AVX2 int8 GEMM: vpmaddubsw + vpmaddwd where no int16 pair sum can saturate,
-// exact int16 widening + vpmaddwd otherwise; the epilogue applied straight from the accumulators.
+// int8_gemm_avx2.cpp — AVX2 int8 GEMM: vpmaddubsw where exact, int16 widening + vpmaddwd otherwise.
+//
+// vpmaddubsw (+ vpmaddwd) runs where no int16 pair sum can saturate; the epilogue is applied
+// straight from the accumulators.
 #include <immintrin.h>
 
 #include <vector>

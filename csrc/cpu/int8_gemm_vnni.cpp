@@ -1,5 +1,6 @@
-// int8_gemm_vnni.cpp — AVX-512 VNNI int8 GEMM: vpdpbusd on register tiles of up to 6 rows x 64
-// columns, the epilogue applied straight from the accumulators.
+// int8_gemm_vnni.cpp — AVX-512 VNNI int8 GEMM: vpdpbusd on register tiles of up to 6 x 64.
+//
+// The epilogue is applied straight from the accumulators.
 #include <immintrin.h>
 
 #include <vector>

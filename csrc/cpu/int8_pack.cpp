@@ -1,4 +1,4 @@
-// int8_pack.cpp — weight packing (GEMM and depthwise), epilogue vectors and activation row views.
+// int8_pack.cpp — weight packing (GEMM, depthwise), epilogue vectors and activation rows (im2col).
 #include <algorithm>
 
 #include "int8_dwconv.h"

@@ -1,5 +1,6 @@
-// qconvert.h — quantize (float -> uint8/int8 through the one quantize primitive) and dequantize
-// (uint8/int8 -> float32) over a Strided space, per tensor or per channel; torch-free.
+// qconvert.h — quantize (float -> uint8/int8) and dequantize (-> float32) kernels; torch-free.
+//
+// Over a Strided space, per tensor or per channel; quantize goes through the one quantize primitive.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
-// qelementwise.h — elementwise ops on uint8 quantized tensors (add, mul, requantize): each operand
-// dequantized to float, combined in float, quantized with the one primitive — the float math of a
-// fake-quant model, so results match it bit for bit; torch-free.
+// qelementwise.h — elementwise ops on uint8 quantized tensors (add, mul, requantize); torch-free.
+//
+// Each operand is dequantized to float, combined in float and quantized with the one primitive —
+// the float math of a fake-quant model, so results match it bit for bit.
 #pragma once
 
 #include <cstdint>

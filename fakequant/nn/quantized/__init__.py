@@ -1,6 +1,9 @@
-"""fakequant.nn.quantized — int8 inference modules on plain uint8 tensors with a scale and zero
-point (QTensor), never torch's quantized dtypes. Each weighted module has a from_float
-constructor taking the float weight, bias and the exact qparams a QAT model trained with."""
+"""fakequant.nn.quantized — int8 inference modules on plain uint8 tensors with a scale and zero point.
+
+Activations are QTensors (data, scale, zero_point), never torch's quantized dtypes. Each weighted
+module has a from_float constructor taking the float weight, bias and the exact qparams a QAT
+model trained with.
+"""
 from . import functional
 from .conv import Conv2d, ConvReLU2d
 from .linear import Linear, LinearReLU

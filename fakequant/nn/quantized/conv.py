@@ -1,5 +1,8 @@
-"""int8 Conv2d and ConvReLU2d on channels-last uint8 QTensors: a direct depthwise kernel, the
-others through the int8 GEMM (im2col rows gathered inside it, per group)."""
+"""int8 Conv2d and ConvReLU2d on channels-last uint8 QTensors.
+
+Depthwise convs run a direct kernel, the others the int8 GEMM (im2col rows gathered inside it,
+per group).
+"""
 from __future__ import annotations
 
 import torch

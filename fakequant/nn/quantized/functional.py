@@ -1,6 +1,8 @@
-"""Functional int8 ops on QTensors: elementwise add / mul, cat, pooling and the requantizing linear
-and conv used by the modules. Outputs are uint8 QTensors; results equal what the fake-quant float
-model computes from the same q (dequantize, float op, fake quant) unless noted."""
+"""Functional int8 ops on QTensors: add / mul / cat, pooling, requantizing linear.
+
+Outputs are uint8 QTensors; results equal what the fake-quant float model computes from the same q
+(dequantize, float op, fake quant) unless noted.
+"""
 from __future__ import annotations
 
 from typing import Sequence

@@ -1,5 +1,8 @@
-"""int8 boundary, activation, pooling and functional modules: Quantize, DeQuantize, ReLU,
-QFunctional (FloatFunctional's add / add_relu / mul / cat), MaxPool2d, AdaptiveAvgPool2d, Flatten."""
+"""int8 boundary, activation, pooling and functional modules.
+
+Quantize, DeQuantize, ReLU, QFunctional (FloatFunctional's add / add_relu / mul / cat), MaxPool2d,
+AdaptiveAvgPool2d, Flatten.
+"""
 from __future__ import annotations
 
 from torch import nn

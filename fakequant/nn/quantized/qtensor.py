@@ -1,5 +1,7 @@
-"""QTensor: the int8 modules' activation — a plain uint8 (or int8) tensor with one scale and zero
-point, real value = (data - zero_point) * scale. Never a torch quantized dtype."""
+"""QTensor: the int8 modules' activation, a plain uint8 (or int8) tensor with a scale and zero point.
+
+Real value = (data - zero_point) * scale. Never a torch quantized dtype.
+"""
 from __future__ import annotations
 
 import torch
