@@ -228,7 +228,7 @@ def test_elementwise_every_isa(isa):
 
 
 def test_relu_pool_flatten():
-    x = torch.randn(2, 4, 6, 6)
+    x = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(10))
     q = qt(x, 0.05, 100)
     fx = q.dequantize()
     assert torch.equal(fnq.ReLU()(q).dequantize(), F.relu(fx))
@@ -237,6 +237,7 @@ def test_relu_pool_flatten():
     assert torch.equal(fnq.AdaptiveAvgPool2d(1)(q).dequantize(), fq(F.adaptive_avg_pool2d(fx, 1), 0.05, 100))
     assert torch.equal(fnq.Flatten()(q).dequantize(), torch.flatten(fx, 1))
     assert torch.equal(torch.flatten(q, 1).data, q.data.flatten(1))
+    assert torch.equal(torch.mean(q, [2, 3]).dequantize(), fq(fx.mean([2, 3]), 0.05, 100))
     assert torch.equal(fnq.DeQuantize()(q), fx)
 
 
@@ -253,7 +254,7 @@ def small_net(seed=0):
 
 def test_state_dict_round_trip():
     net, fresh = small_net(0), small_net(1)
-    x = torch.randn(2, 3, 10, 10)
+    x = torch.randn(2, 3, 10, 10, generator=torch.Generator().manual_seed(11))
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     buf.seek(0)

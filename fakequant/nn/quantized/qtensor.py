@@ -13,9 +13,10 @@ from ... import _C
 class QTensor:
     """data: uint8 / int8 tensor; scale: float; zero_point: int.
 
-    Its methods flatten / reshape / view / size / dim / relu and the torch functions
-    torch.flatten, torch.reshape, torch.relu and F.relu accept it, so a converted model's forward
-    code runs as written; any other torch function raises TypeError (dequantize() first)."""
+    Its methods flatten / reshape / view / size / dim / relu / mean and the torch functions
+    torch.flatten, torch.reshape, torch.relu, F.relu and torch.mean accept it, so a converted
+    model's forward code runs as written; any other torch function raises TypeError (dequantize()
+    first)."""
 
     __slots__ = ("data", "scale", "zero_point")
 
@@ -67,6 +68,13 @@ class QTensor:
         """max(q, zero_point): ReLU of the real values, same qparams."""
         return self._like(torch.clamp_min(self.data, self.zero_point))
 
+    def mean(self, dim=None, keepdim: bool = False) -> QTensor:
+        """quantize(mean(dequantize())) with the same qparams (as adaptive average pooling)."""
+        x = self.dequantize()
+        m = x.mean() if dim is None else x.mean(dim, keepdim)
+        return quantize(m, self.scale, self.zero_point, -128 if self.dtype == torch.int8 else 0,
+                        127 if self.dtype == torch.int8 else 255)
+
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -86,7 +94,8 @@ def _relu(x, inplace=False):
     return x.relu()
 
 
-_HANDLED = {torch.flatten: QTensor.flatten, torch.reshape: QTensor.reshape, torch.relu: _relu, F.relu: _relu}
+_HANDLED = {torch.flatten: QTensor.flatten, torch.reshape: QTensor.reshape, torch.relu: _relu, F.relu: _relu,
+            torch.mean: QTensor.mean}
 
 
 def _describe(x) -> str:
