@@ -7,4 +7,5 @@ namespace fakequant {
 void bind_fake_quant(pybind11::module_& m);
 void bind_lsq(pybind11::module_& m);
 void bind_fused_obs(pybind11::module_& m);
+void bind_int8(pybind11::module_& m);
 }  // namespace fakequant

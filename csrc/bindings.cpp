@@ -25,4 +25,5 @@ PYBIND11_MODULE(_C, m) {
   fakequant::bind_fake_quant(m);
   fakequant::bind_lsq(m);
   fakequant::bind_fused_obs(m);
+  fakequant::bind_int8(m);
 }
