@@ -18,22 +18,15 @@ constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx
 
 using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
 
-at::Tensor empty_mask(int64_t numel, const at::Tensor& like) {
-  return at::empty({(numel + 63) / 64}, like.options().dtype(at::kLong));
-}
-
 // Runs the fake-quant kernel; scale / zero_point hold one float per channel (one in all when axis < 0).
 FqResult run(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
              ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
-  at::Tensor y = at::empty_like(x, at::MemoryFormat::Preserve);
-  at::Tensor mask = need_mask ? empty_mask(x.numel(), x) : at::empty({0}, x.options().dtype(at::kLong));
-  std::vector<int64_t> order = walk_order(x, axis);
-  p.it = make_strided(order, x, y, axis, &p.ch_dim);
+  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim);
   p.x = x.data_ptr();
-  p.y = y.data_ptr();
-  p.mask = need_mask ? reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>()) : nullptr;
+  p.y = o.y.data_ptr();
+  p.mask = need_mask ? reinterpret_cast<uint64_t*>(o.mask.data_ptr<int64_t>()) : nullptr;
   p.scale = scale;
   p.zero_point = zero_point;
   p.zp_mode = mode;
@@ -42,7 +35,7 @@ FqResult run(const at::Tensor& x, const float* scale, const float* zero_point, i
   p.quant_max = static_cast<float>(qmax);
   const FqKernel k = pick_kernel(kFakeQuant);
   parallel_blocks(x.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
-  return {y, mask, order};
+  return {o.y, o.mask, o.order};
 }
 
 FqResult per_tensor_impl(const at::Tensor& x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax,
@@ -92,7 +85,7 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
   check_cpu(dy, "grad");
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
-  if (mask.numel() * 64 < dy.numel()) value_error("mask is too short for grad");
+  check_mask_covers(mask, dy.numel());
   at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Preserve);
   p.it = make_strided(order, dy, dx);
   p.dy = dy.data_ptr();

@@ -23,4 +23,7 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_built") = false;
 #endif
   fakequant::bind_fake_quant(m);
+#ifdef FAKEQUANT_WITH_CUDA
+  fakequant::bind_cuda(m);
+#endif
 }

@@ -98,4 +98,28 @@ void check_cpu(const at::Tensor& t, const char* name) {
                              "; this op has no kernel for that device in this build");
 }
 
+void check_mask_covers(const at::Tensor& mask, int64_t numel) {
+  if (mask.numel() * 64 < numel) value_error("mask is too short for grad");
+}
+
+void check_cuda(const at::Tensor& t, const char* name) {
+  if (!t.is_cuda())
+    throw std::runtime_error(std::string("fakequant: ") + name + " is on " + t.device().str() +
+                             "; the CUDA kernels need CUDA tensors");
+}
+
+void check_range_contains_zero(int64_t quant_min, int64_t quant_max) {
+  if (quant_min > 0 || quant_max < 0)
+    value_error("the quantization range [" + std::to_string(quant_min) + ", " + std::to_string(quant_max) +
+                "] must contain 0");
+}
+
+void check_contiguous(const at::Tensor& t, const char* name) {
+  if (!t.is_contiguous()) value_error(std::string(name) + " must be contiguous");
+}
+
+void check_averaging_const(double c) {
+  if (!(c >= 0.0 && c <= 1.0)) value_error("averaging_const (" + std::to_string(c) + ") must lie in [0, 1]");
+}
+
 }  // namespace fakequant

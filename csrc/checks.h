@@ -38,5 +38,15 @@ void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale,
                                int64_t axis, bool float_zp_ok);
 // The CPU kernels run here; CUDA tensors go to the CUDA kernels when they are built.
 void check_cpu(const at::Tensor& t, const char* name);
+// A fake-quant mask (int64 words) holds at least numel bits.
+void check_mask_covers(const at::Tensor& mask, int64_t numel);
+// The _C.cuda_* functions take CUDA tensors only.
+void check_cuda(const at::Tensor& t, const char* name);
+// quant_min <= 0 <= quant_max (the learnable ops' gradients need it).
+void check_range_contains_zero(int64_t quant_min, int64_t quant_max);
+// t is contiguous (a buffer a kernel updates in place).
+void check_contiguous(const at::Tensor& t, const char* name);
+// averaging_const in [0, 1].
+void check_averaging_const(double c);
 
 }  // namespace fakequant
