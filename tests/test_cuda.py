@@ -84,6 +84,44 @@ def test_cuda_input_without_cuda_build_is_a_clear_error(monkeypatch):
         ops._kernel("fake_quant_per_tensor", types.SimpleNamespace(device=torch.device("cuda")))
 
 
+@needs_cuda
+def test_cuda_smoke_every_kernel():
+    """Every CUDA kernel once on odd shapes (the compute-sanitizer target, .ci/cuda_sanitize.sh)."""
+    v = values((3, 5, 7, 11), torch.float32, 0)
+    for dtype in FLOATS:
+        x = make(v.to(dtype), "offset", "cuda").requires_grad_()
+        xc = same_layout_cpu(x.detach()).requires_grad_()
+        y, yc = (fakequant.fake_quantize_per_tensor_affine(t, 0.07, 3, -128, 127) for t in (x, xc))
+        g = values(v.shape, dtype, 1)
+        y.backward(g.cuda())
+        yc.backward(g)
+        exact(y.cpu(), yc.detach())
+        exact(x.grad.cpu(), xc.grad)
+        s, z = torch.rand(5) + 0.01, torch.randint(-3, 4, (5,), dtype=torch.int32)
+        exact(fakequant.fake_quantize_per_channel_affine(x.detach(), s.cuda(), z.cuda(), 1, -128, 127).cpu(),
+              fakequant.fake_quantize_per_channel_affine(xc.detach(), s, z, 1, -128, 127))
+    x, dy = v.cuda(), values(v.shape, torch.float32, 2).cuda()
+    s, z = torch.tensor([0.05], device="cuda"), torch.tensor([3.3], device="cuda")
+    exact(_C.cuda_fake_quant_learnable_per_tensor(x, s, z, -128, 127),
+          torch._fake_quantize_learnable_per_tensor_affine(x, s, z, -128, 127, 1.0))
+    _C.cuda_fake_quant_learnable_per_tensor_backward(dy, x, s, z, -128, 127, 0.5)
+    sc, zc = torch.rand(7, device="cuda") + 0.01, torch.rand(7, device="cuda") * 5
+    exact(_C.cuda_fake_quant_learnable_per_channel(x, sc, zc, 2, -128, 127),
+          torch._fake_quantize_learnable_per_channel_affine(x, sc, zc, 2, -128, 127, 1.0))
+    _C.cuda_fake_quant_learnable_per_channel_backward(dy, x, sc, zc, 2, -128, 127, 0.5)
+    on = torch.ones(1, dtype=torch.long, device="cuda")
+    _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *fused_buffers(1, "cuda", False), 0.01, 0, 255, 0, False,
+                                            False, True)
+    _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *fused_buffers(7, "cuda", False), 0.01, -128, 127, 2, True,
+                                            True, True)
+    for m, n, k in [(33, 17, 48), (33, 17, 45)]:  # tensor-core kernel, dp4a kernel
+        a, w = int8_operands(m, n, k, torch.uint8, k)
+        exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), (a.long() @ w.long().T).int())
+        _C.cuda_int8_linear(a.cuda(), 0.1, 3, w.cuda(), torch.ones(n, device="cuda"),
+                            torch.zeros(n, dtype=torch.int32, device="cuda"), None, 0.5, 2, True, False)
+    torch.cuda.synchronize()
+
+
 # ---- fake quant, per tensor ----
 
 
