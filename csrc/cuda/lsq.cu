@@ -5,9 +5,9 @@
 // every block a fixed range of one channel's elements: each thread sums its elements in order, the
 // block reduces in a fixed tree into the workspace, and one block per channel then sums those
 // partials in a fixed order. The partition depends only on the shape, so results are reproducible.
-#include "../cpu/fake_quant.h"
 #include "common.cuh"
 #include "launchers.h"
+#include "lsq_grad.h"
 
 namespace fakequant {
 namespace cuda {
@@ -16,35 +16,9 @@ namespace {
 constexpr int kItems = 8;                          // elements per thread per block
 constexpr int64_t kChunk = int64_t{kThreads} * kItems;  // elements per block
 
-struct LsqGrad {
-  float dx, ds, dz;
-};
-
-// torch's _fake_quantize_learnable_*_backward rule for one element (zp already an integer value).
-__device__ __forceinline__ LsqGrad lsq_grad(float x, float dy, float s, float inv, float zp, float qmin, float qmax,
-                                            float g) {
-  const float xq = quantize_unclamped(x, inv, zp, ZeroPointMode::AddThenRound);  // nearbyint(zp + x * inv)
-  LsqGrad r;
-  r.dx = masked_grad(dy, in_quant_range(xq, qmin, qmax));
-  if (xq < qmin || xq > qmax) {
-    r.dz = dy * -1.f * s * g;
-    r.ds = (xq < qmin ? dy * (qmin - zp) : dy * (qmax - zp)) * g;
-  } else {
-    r.dz = 0.f;
-    r.ds = dy * (dequantize(clamp_q(xq, qmin, qmax), zp, s) - x) * inv * g;
-  }
-  return r;
-}
-
-// The zero point torch's backward uses: (int64) clamp(zp + 0.5) per tensor, clamp(round(zp)) per channel.
-__device__ __forceinline__ float backward_zero_point(const LsqGradParams& p, float z) {
-  if (p.per_tensor) return truncf(clamp_q(z + 0.5f, p.quant_min, p.quant_max));
-  return clamp_q(nearbyintf(z), p.quant_min, p.quant_max);
-}
-
 __global__ void round_zero_point_kernel(const float* zp, float* out, int64_t n, float qmin, float qmax) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = clamp_q(nearbyintf(zp[i]), qmin, qmax);
+  if (i < n) out[i] = lsq_forward_zero_point(zp[i], qmin, qmax);
 }
 
 // Block b handles chunk (b % nchunks) of channel (b / nchunks); writes its (dscale, dzero_point) partials.
@@ -56,7 +30,8 @@ __global__ void __launch_bounds__(kThreads) lsq_grad_kernel(LsqGradParams p, Lay
   const int64_t c = blockIdx.x / nchunks, chunk = blockIdx.x % nchunks;
   const int64_t begin = c * per_channel + chunk * kChunk;
   const int64_t end = min(begin + kChunk, (c + 1) * per_channel);
-  const float s = p.scale[c], inv = inv_scale_of(s), zp = backward_zero_point(p, p.zero_point[c]);
+  const float s = p.scale[c], inv = inv_scale_of(s);
+  const float zp = lsq_backward_zero_point(p.zero_point[c], p.per_tensor, p.quant_min, p.quant_max);
   const S* x = static_cast<const S*>(p.x);
   const S* dy = static_cast<const S*>(p.dy);
   S* dx = static_cast<S*>(p.dx);
