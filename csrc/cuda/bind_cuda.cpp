@@ -30,8 +30,8 @@ T* ptr(const at::Tensor& t) {
   return t.data_ptr<T>();
 }
 
-// The LSQ and fused kernels are written for float32 / float16 / bfloat16 inputs.
-DType check_lsq_input(const at::Tensor& x) {
+// The LSQ and fused-observer kernels take float32, float16 and bfloat16 inputs.
+DType check_input_not_f64(const at::Tensor& x) {
   const DType t = check_float_input(x, "input");
   if (t == DType::F64) type_error("input must be float32, float16 or bfloat16 for this CUDA op, got float64");
   return t;
@@ -122,7 +122,7 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
 // Forward: torch's learnable op is the plain fake quant with zero_point rounded and clamped.
 at::Tensor lsq_forward(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
                        int64_t qmin, int64_t qmax) {
-  check_lsq_input(x);
+  check_input_not_f64(x);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor s = scale.contiguous(), zp = zero_point.contiguous();
   at::Tensor zr = at::empty_like(zp);
@@ -168,7 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsq_backward(const at::Tensor& dy
   check_dtype(dy, "grad", {x.scalar_type()});
   if (!dy.sizes().equals(x.sizes())) value_error("grad must have the shape of input");
   LsqGradParams p;
-  p.dtype = check_lsq_input(x);
+  p.dtype = check_input_not_f64(x);
   const c10::cuda::CUDAGuard guard(x.device());
   // One set of strides for x and dy (dx gets them too).
   const at::Tensor xs = x.is_non_overlapping_and_dense() ? x : x.contiguous();
@@ -242,7 +242,7 @@ FqResult fused_obs_fake_quant(const at::Tensor& x, const at::Tensor& observer_on
                      {"zero_point", &zero_point}});
   check_cuda(x, "input");
   FusedObsParams o;
-  o.dtype = check_lsq_input(x);
+  o.dtype = check_input_not_f64(x);
   if (x.numel() == 0) value_error("input must not be empty");
   check_single(observer_on, "observer_on");
   check_single(fake_quant_on, "fake_quant_on");
