@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../params.h"
 #include "quantize.h"
@@ -87,6 +88,40 @@ inline bool vector_rows(const Strided& it) {
 
 inline int64_t elem_size(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
 
+template <DType T>
+using DTypeTag = std::integral_constant<DType, T>;
+template <bool B>
+using BoolTag = std::integral_constant<bool, B>;
+
+template <class F>
+inline void with_bool(bool b, F&& f) {
+  if (b) {
+    f(BoolTag<true>{});
+  } else {
+    f(BoolTag<false>{});
+  }
+}
+
+// Calls vec(dtype_tag) for the dtypes the vector kernels take (fp32, fp16, bf16); false otherwise.
+template <class F>
+inline bool with_vector_dtype(DType t, F&& vec) {
+  switch (t) {
+    case DType::F32: vec(DTypeTag<DType::F32>{}); return true;
+    case DType::F16: vec(DTypeTag<DType::F16>{}); return true;
+    case DType::BF16: vec(DTypeTag<DType::BF16>{}); return true;
+    default: return false;
+  }
+}
+
+// The vector kernels' entry: vec(dtype_tag, int64_cast_tag, has_mask_tag) where the vector path
+// applies (unit strides, integer zero point, fp32/fp16/bf16), the reference kernel elsewhere.
+template <class F>
+inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec);
+
+// Same for the mask backward: vec(dtype_tag), or the reference kernel.
+template <class F>
+inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec);
+
 void fake_quant_ref(const FakeQuantParams& p, int64_t begin, int64_t end);
 void fake_quant_avx2(const FakeQuantParams& p, int64_t begin, int64_t end);
 void fake_quant_avx512(const FakeQuantParams& p, int64_t begin, int64_t end);
@@ -94,5 +129,19 @@ void fake_quant_avx512(const FakeQuantParams& p, int64_t begin, int64_t end);
 void mask_grad_ref(const MaskGradParams& p, int64_t begin, int64_t end);
 void mask_grad_avx2(const MaskGradParams& p, int64_t begin, int64_t end);
 void mask_grad_avx512(const MaskGradParams& p, int64_t begin, int64_t end);
+
+template <class F>
+inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec) {
+  const bool ok = vector_rows(p.it) && p.zp_mode == ZeroPointMode::RoundThenAdd &&
+                  with_vector_dtype(p.dtype, [&](auto t) {
+                    with_bool(p.int64_cast, [&](auto cast) { with_bool(p.mask != nullptr, [&](auto m) { vec(t, cast, m); }); });
+                  });
+  if (!ok) fake_quant_ref(p, begin, end);
+}
+
+template <class F>
+inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec) {
+  if (!(vector_rows(p.it) && with_vector_dtype(p.dtype, vec))) mask_grad_ref(p, begin, end);
+}
 
 }  // namespace fakequant

@@ -17,65 +17,117 @@ inline __m512 load16(const void* p, __mmask16 k) {
   }
 }
 
+// fp16 / bf16 bits of 16 floats; bf16 rounds to nearest even with NaN -> 0x7fc0 (c10's rule).
 template <DType T>
-inline void store16(void* p, __mmask16 k, __m512 v) {
-  if constexpr (T == DType::F32) {
-    _mm512_mask_storeu_ps(p, k, v);
-  } else if constexpr (T == DType::F16) {
-    _mm256_mask_storeu_epi16(p, k, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {  // bf16: round to nearest even, NaN -> 0x7fc0 (c10's rule)
+inline __m256i to_16bit(__m512 v) {
+  if constexpr (T == DType::F16) {
+    return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  } else {
     const __m512i u = _mm512_castps_si512(v);
     const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd), 16);
     r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
-    _mm256_mask_storeu_epi16(p, k, _mm512_cvtepi32_epi16(r));
-  }
-}
-
-// One unit-stride row. kVary: the channel changes with every element (channels innermost).
-template <DType T, bool kVary>
-void fq_row(const FakeQuantParams& p, const float* s, const float* zp, const void* xv, void* yv,
-            int64_t n, BitWriter& bw) {
-  const auto* x = static_cast<const char*>(xv);
-  auto* y = static_cast<char*>(yv);
-  constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  const __m512 lo = _mm512_set1_ps(p.quant_min), hi = _mm512_set1_ps(p.quant_max);
-  const __m512 lim = _mm512_set1_ps(kInt64Limit), ninf = _mm512_set1_ps(-INFINITY);
-  __m512 vs = _mm512_set1_ps(s[0]), vzp = _mm512_set1_ps(zp[0]);
-  __m512 vinv = _mm512_set1_ps(inv_scale_of(s[0]));
-  for (int64_t i = 0; i < n; i += 16) {
-    const int64_t r = n - i;
-    const __mmask16 k = r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
-    if constexpr (kVary) {
-      vs = _mm512_mask_loadu_ps(_mm512_set1_ps(1.f), k, s + i);
-      vzp = _mm512_maskz_loadu_ps(k, zp + i);
-      vinv = _mm512_div_ps(_mm512_set1_ps(1.f), vs);
-    }
-    const __m512 xf = load16<T>(x + i * es, k);
-    const __m512 rounded = _mm512_roundscale_ps(_mm512_mul_ps(xf, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 qf = _mm512_add_ps(vzp, rounded);
-    if (p.int64_cast) qf = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(qf), lim, _CMP_LT_OQ), ninf, qf);
-    const __mmask16 m = _mm512_cmp_ps_mask(qf, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(qf, hi, _CMP_LE_OQ);
-    const __m512 q = _mm512_min_ps(_mm512_max_ps(qf, lo), hi);  // max first: NaN -> quant_min
-    store16<T>(y + i * es, k, _mm512_mul_ps(_mm512_sub_ps(q, vzp), vs));
-    if (bw.active()) bw.put(m & k, r >= 16 ? 16 : static_cast<int>(r));
+    return _mm512_cvtepi32_epi16(r);
   }
 }
 
 template <DType T>
-void fq_range(const FakeQuantParams& p, int64_t begin, int64_t end) {
+inline void store16(void* p, __mmask16 k, __m512 v) {
+  if constexpr (T == DType::F32) {
+    _mm512_mask_storeu_ps(p, k, v);
+  } else {
+    _mm256_mask_storeu_epi16(p, k, to_16bit<T>(v));
+  }
+}
+
+template <DType T>
+inline __m512 load16(const void* p) {
+  if constexpr (T == DType::F32) {
+    return _mm512_loadu_ps(p);
+  } else {
+    const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+    if constexpr (T == DType::F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <DType T>
+inline void store16(void* p, __m512 v) {
+  if constexpr (T == DType::F32) {
+    _mm512_storeu_ps(p, v);
+  } else {
+    _mm256_storeu_si256(static_cast<__m256i*>(p), to_16bit<T>(v));
+  }
+}
+
+// The quantize primitive on 16 lanes: writes y, returns the mask bits (see fake_quant_element).
+template <bool kCast>
+struct Lanes {
+  __m512 lo, hi, lim = _mm512_set1_ps(kInt64Limit), ninf = _mm512_set1_ps(-INFINITY);
+  Lanes(float qmin, float qmax) : lo(_mm512_set1_ps(qmin)), hi(_mm512_set1_ps(qmax)) {}
+  inline __m512 apply(__m512 x, __m512 inv, __m512 zp, __m512 s, __mmask16* m) const {
+    const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(x, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 qf = _mm512_add_ps(zp, r);
+    if constexpr (kCast) qf = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(_mm512_abs_ps(qf), lim, _CMP_LT_OQ), ninf, qf);
+    *m = _mm512_cmp_ps_mask(qf, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(qf, hi, _CMP_LE_OQ);
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(qf, lo), hi);  // max first: NaN -> quant_min
+    return _mm512_mul_ps(_mm512_sub_ps(q, zp), s);
+  }
+};
+
+// One unit-stride row whose elements share one channel: 64 elements (one mask word) per step,
+// then 16-lane steps, then a masked tail.
+template <DType T, bool kCast, bool kMask>
+void fq_row_const(const Lanes<kCast>& L, float s, float zp, const char* x, char* y, int64_t n, BitWriter& bw) {
+  constexpr int64_t es = T == DType::F32 ? 4 : 2;
+  const __m512 vs = _mm512_set1_ps(s), vzp = _mm512_set1_ps(zp), vinv = _mm512_set1_ps(inv_scale_of(s));
+  int64_t i = 0;
+  __mmask16 m0, m1, m2, m3;
+  for (; i + 64 <= n; i += 64) {
+    store16<T>(y + i * es, L.apply(load16<T>(x + i * es), vinv, vzp, vs, &m0));
+    store16<T>(y + (i + 16) * es, L.apply(load16<T>(x + (i + 16) * es), vinv, vzp, vs, &m1));
+    store16<T>(y + (i + 32) * es, L.apply(load16<T>(x + (i + 32) * es), vinv, vzp, vs, &m2));
+    store16<T>(y + (i + 48) * es, L.apply(load16<T>(x + (i + 48) * es), vinv, vzp, vs, &m3));
+    if constexpr (kMask)
+      bw.put(uint64_t(m0) | uint64_t(m1) << 16 | uint64_t(m2) << 32 | uint64_t(m3) << 48, 64);
+  }
+  for (; i < n; i += 16) {
+    const int w = n - i >= 16 ? 16 : static_cast<int>(n - i);
+    const __mmask16 k = static_cast<__mmask16>((1u << w) - 1);
+    store16<T>(y + i * es, k, L.apply(load16<T>(x + i * es, k), vinv, vzp, vs, &m0));
+    if constexpr (kMask) bw.put(m0 & k, w);
+  }
+}
+
+// One unit-stride row whose channel changes with every element (channels innermost).
+template <DType T, bool kCast, bool kMask>
+void fq_row_vary(const Lanes<kCast>& L, const float* s, const float* zp, const char* x, char* y, int64_t n,
+                 BitWriter& bw) {
+  constexpr int64_t es = T == DType::F32 ? 4 : 2;
+  for (int64_t i = 0; i < n; i += 16) {
+    const int w = n - i >= 16 ? 16 : static_cast<int>(n - i);
+    const __mmask16 k = static_cast<__mmask16>((1u << w) - 1);
+    const __m512 vs = _mm512_mask_loadu_ps(_mm512_set1_ps(1.f), k, s + i);
+    const __m512 vinv = _mm512_div_ps(_mm512_set1_ps(1.f), vs);
+    __mmask16 m;
+    store16<T>(y + i * es, k, L.apply(load16<T>(x + i * es, k), vinv, _mm512_maskz_loadu_ps(k, zp + i), vs, &m));
+    if constexpr (kMask) bw.put(m & k, w);
+  }
+}
+
+template <DType T, bool kCast, bool kMask>
+void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
   BitWriter bw(p.mask, begin);
+  const Lanes<kCast> L(p.quant_min, p.quant_max);
   const int last = p.it.ndim - 1;
-  const bool vec = vector_rows(p.it) && p.zp_mode == ZeroPointMode::RoundThenAdd;
   for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t in_off, int64_t out_off, int64_t n) {
-    if (!vec) return fake_quant_row_scalar(p, idx, in_off, out_off, n, bw);
     const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-    const void* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
-    void* y = static_cast<char*>(p.y) + out_off * elem_size(T);
+    const char* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
+    char* y = static_cast<char*>(p.y) + out_off * elem_size(T);
     if (p.ch_dim == last) {
-      fq_row<T, true>(p, p.scale + c, p.zero_point + c, x, y, n, bw);
+      fq_row_vary<T, kCast, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw);
     } else {
-      fq_row<T, false>(p, p.scale + c, p.zero_point + c, x, y, n, bw);
+      fq_row_const<T, kCast, kMask>(L, p.scale[c], p.zero_point[c], x, y, n, bw);
     }
   });
 }
@@ -85,12 +137,18 @@ void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m512 one = _mm512_set1_ps(1.f);
   for_each_row(p.it, begin, end, [&](int64_t lin, const int64_t*, int64_t in_off, int64_t out_off, int64_t n) {
-    if (!vector_rows(p.it)) return mask_grad_row_scalar(p, lin, in_off, out_off, n);
     const char* dy = static_cast<const char*>(p.dy) + in_off * es;
     char* dx = static_cast<char*>(p.dx) + out_off * es;
-    for (int64_t i = 0; i < n; i += 16) {
-      const int64_t r = n - i;
-      const int w = r >= 16 ? 16 : static_cast<int>(r);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      const uint64_t bits = read_bits(p.mask, lin + i, 64);
+      for (int j = 0; j < 4; ++j) {
+        const __mmask16 k = static_cast<__mmask16>(bits >> (16 * j));
+        store16<T>(dx + (i + 16 * j) * es, _mm512_mul_ps(load16<T>(dy + (i + 16 * j) * es), _mm512_maskz_mov_ps(k, one)));
+      }
+    }
+    for (; i < n; i += 16) {
+      const int w = n - i >= 16 ? 16 : static_cast<int>(n - i);
       const __mmask16 k = static_cast<__mmask16>((1u << w) - 1);
       const __mmask16 bits = static_cast<__mmask16>(read_bits(p.mask, lin + i, w));
       store16<T>(dx + i * es, k, _mm512_mul_ps(load16<T>(dy + i * es, k), _mm512_maskz_mov_ps(bits, one)));
@@ -101,21 +159,13 @@ void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
 }  // namespace
 
 void fake_quant_avx512(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return fq_range<DType::F32>(p, begin, end);
-    case DType::F16: return fq_range<DType::F16>(p, begin, end);
-    case DType::BF16: return fq_range<DType::BF16>(p, begin, end);
-    default: return fake_quant_ref(p, begin, end);
-  }
+  dispatch_fake_quant(p, begin, end, [&](auto t, auto cast, auto mask) {
+    fq_range_vec<decltype(t)::value, decltype(cast)::value, decltype(mask)::value>(p, begin, end);
+  });
 }
 
 void mask_grad_avx512(const MaskGradParams& p, int64_t begin, int64_t end) {
-  switch (p.dtype) {
-    case DType::F32: return grad_range<DType::F32>(p, begin, end);
-    case DType::F16: return grad_range<DType::F16>(p, begin, end);
-    case DType::BF16: return grad_range<DType::BF16>(p, begin, end);
-    default: return mask_grad_ref(p, begin, end);
-  }
+  dispatch_mask_grad(p, begin, end, [&](auto t) { grad_range<decltype(t)::value>(p, begin, end); });
 }
 
 }  // namespace fakequant
