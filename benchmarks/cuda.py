@@ -94,8 +94,8 @@ def lsq_fused_rows(iters):
     g = 1.0 / (x.numel() / c * 255) ** 0.5
 
     def ours_lsq():
-        _C.cuda_fake_quant_learnable_per_channel(x, s, z, 1, 0, 255)
-        _C.cuda_fake_quant_learnable_per_channel_backward(dy, x, s, z, 1, 0, 255, g)
+        _C.cuda_lsq_per_channel(x, s, z, 1, 0, 255)
+        _C.cuda_lsq_per_channel_backward(dy, x, s, z, 1, 0, 255, g)
 
     xr, sr, zr = x.clone().requires_grad_(), s.clone().requires_grad_(), z.clone().requires_grad_()
 
@@ -112,7 +112,7 @@ def lsq_fused_rows(iters):
                                     ("fused observer, weight 256x256x3x3 per channel sym", weight, True, True)]:
         ob, tb = observer_buffers(inp.shape[0] if per_row else 1), observer_buffers(inp.shape[0] if per_row else 1)
         qmin, qmax = (-128, 127) if sym else (0, 255)
-        ours_ms = timed(lambda: _C.cuda_fused_moving_avg_obs_fake_quant(inp, on, on, *ob, 0.01, qmin, qmax, 0, per_row,
+        ours_ms = timed(lambda: _C.cuda_fused_obs_fake_quant(inp, on, on, *ob, 0.01, qmin, qmax, 0, per_row,
                                                                        sym, True), iters)
         theirs_ms = timed(lambda: torch.fused_moving_avg_obs_fake_quant(inp, on, on, *tb, 0.01, qmin, qmax, 0,
                                                                         per_row, sym), iters)
@@ -144,7 +144,7 @@ def gemm_rows(iters):
             return f"{ops / ms / 1e9:.1f}"
 
         mm_ms = timed(lambda: _C.cuda_int8_mm(a8, w), iters)
-        lin_ms = timed(lambda: _C.cuda_int8_linear(a, 0.05, 128, w, sw, zw, None, 0.1, 0, False, False), iters)
+        lin_ms = timed(lambda: _C.cuda_int8_gemm(a, w, 128, sw, zw, None, 0.05, 0.1, 0, out_dtype="uint8"), iters)
         wt = w.t()
         try:
             int_mm_ms = timed(lambda: torch._int_mm(a8, wt), iters)
@@ -158,7 +158,7 @@ def gemm_rows(iters):
         rows.append([name, f"{m}x{n}x{k}", _C.cuda_int8_mm_kernel(a8, w), tops(mm_ms), tops(lin_ms), int_mm,
                      f"{tops(fp16_ms)} ({fp16_ms / mm_ms:.2f}x)", f"{tops(bf16_ms)} ({bf16_ms / mm_ms:.2f}x)"])
     table("int8 GEMM, TOPS (ratio = that op's time / fakequant int8_mm time)",
-          ["shape", "MxNxK", "kernel", "int8_mm", "int8_linear u8 out", "torch._int_mm", "fp16 matmul",
+          ["shape", "MxNxK", "kernel", "int8_mm", "int8_gemm u8 out", "torch._int_mm", "fp16 matmul",
            "bf16 matmul"], rows)
 
 
@@ -170,7 +170,7 @@ def graph_rows(iters):
         bufs = observer_buffers(1)
         cases = [("fake quant per tensor", lambda: fakequant.fake_quantize_per_tensor_affine(x, 0.05, 128, 0, 255)),
                  ("fused observer + fake quant",
-                  lambda: _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, False, False,
+                  lambda: _C.cuda_fused_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, False, False,
                                                                   True))]
         for name, fn in cases:
             eager = timed(fn, iters, repeat=20)

@@ -102,23 +102,24 @@ def test_cuda_smoke_every_kernel():
               fakequant.fake_quantize_per_channel_affine(xc.detach(), s, z, 1, -128, 127))
     x, dy = v.cuda(), values(v.shape, torch.float32, 2).cuda()
     s, z = torch.tensor([0.05], device="cuda"), torch.tensor([3.3], device="cuda")
-    exact(_C.cuda_fake_quant_learnable_per_tensor(x, s, z, -128, 127),
+    exact(_C.cuda_lsq_per_tensor(x, s, z, -128, 127),
           torch._fake_quantize_learnable_per_tensor_affine(x, s, z, -128, 127, 1.0))
-    _C.cuda_fake_quant_learnable_per_tensor_backward(dy, x, s, z, -128, 127, 0.5)
+    _C.cuda_lsq_per_tensor_backward(dy, x, s, z, -128, 127, 0.5)
     sc, zc = torch.rand(7, device="cuda") + 0.01, torch.rand(7, device="cuda") * 5
-    exact(_C.cuda_fake_quant_learnable_per_channel(x, sc, zc, 2, -128, 127),
+    exact(_C.cuda_lsq_per_channel(x, sc, zc, 2, -128, 127),
           torch._fake_quantize_learnable_per_channel_affine(x, sc, zc, 2, -128, 127, 1.0))
-    _C.cuda_fake_quant_learnable_per_channel_backward(dy, x, sc, zc, 2, -128, 127, 0.5)
+    _C.cuda_lsq_per_channel_backward(dy, x, sc, zc, 2, -128, 127, 0.5)
     on = torch.ones(1, dtype=torch.long, device="cuda")
-    _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *fused_buffers(1, "cuda", False), 0.01, 0, 255, 0, False,
+    _C.cuda_fused_obs_fake_quant(x, on, on, *fused_buffers(1, "cuda", False), 0.01, 0, 255, 0, False,
                                             False, True)
-    _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *fused_buffers(7, "cuda", False), 0.01, -128, 127, 2, True,
+    _C.cuda_fused_obs_fake_quant(x, on, on, *fused_buffers(7, "cuda", False), 0.01, -128, 127, 2, True,
                                             True, True)
     for m, n, k in [(33, 17, 48), (33, 17, 45)]:  # tensor-core kernel, dp4a kernel
         a, w = int8_operands(m, n, k, torch.uint8, k)
         exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), (a.long() @ w.long().T).int())
-        _C.cuda_int8_linear(a.cuda(), 0.1, 3, w.cuda(), torch.ones(n, device="cuda"),
-                            torch.zeros(n, dtype=torch.int32, device="cuda"), None, 0.5, 2, True, False)
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 3, torch.ones(n, device="cuda"),
+                          torch.zeros(n, dtype=torch.int32, device="cuda"), None, 0.1, 0.5, 2, relu=True,
+                          out_dtype="uint8")
     torch.cuda.synchronize()
 
 
@@ -288,14 +289,14 @@ def test_lsq_matches_torch(per_channel, dtype, shape, data, qrange, grad_factor)
     sr, zr = sg.clone().requires_grad_(), zg.clone().requires_grad_()
     if per_channel:
         ref = torch._fake_quantize_learnable_per_channel_affine(xr, sr, zr, axis, qmin, qmax, grad_factor)
-        y = _C.cuda_fake_quant_learnable_per_channel(xg, sg, zg, axis, qmin, qmax)
-        grads = _C.cuda_fake_quant_learnable_per_channel_backward(dyg, xg, sg, zg, axis, qmin, qmax, grad_factor)
-        again = _C.cuda_fake_quant_learnable_per_channel_backward(dyg, xg, sg, zg, axis, qmin, qmax, grad_factor)
+        y = _C.cuda_lsq_per_channel(xg, sg, zg, axis, qmin, qmax)
+        grads = _C.cuda_lsq_per_channel_backward(dyg, xg, sg, zg, axis, qmin, qmax, grad_factor)
+        again = _C.cuda_lsq_per_channel_backward(dyg, xg, sg, zg, axis, qmin, qmax, grad_factor)
     else:
         ref = torch._fake_quantize_learnable_per_tensor_affine(xr, sr, zr, qmin, qmax, grad_factor)
-        y = _C.cuda_fake_quant_learnable_per_tensor(xg, sg, zg, qmin, qmax)
-        grads = _C.cuda_fake_quant_learnable_per_tensor_backward(dyg, xg, sg, zg, qmin, qmax, grad_factor)
-        again = _C.cuda_fake_quant_learnable_per_tensor_backward(dyg, xg, sg, zg, qmin, qmax, grad_factor)
+        y = _C.cuda_lsq_per_tensor(xg, sg, zg, qmin, qmax)
+        grads = _C.cuda_lsq_per_tensor_backward(dyg, xg, sg, zg, qmin, qmax, grad_factor)
+        again = _C.cuda_lsq_per_tensor_backward(dyg, xg, sg, zg, qmin, qmax, grad_factor)
     ref.backward(dyg.float())
     exact(y, ref.detach().to(dtype))
     dx, dscale, dzp = grads
@@ -315,9 +316,9 @@ def test_lsq_backward_needs_zero_in_range_and_one_device():
     x = torch.randn(4, 3, device="cuda")
     s, z = torch.ones(1, device="cuda"), torch.zeros(1, device="cuda")
     with pytest.raises(ValueError, match="must contain 0"):
-        _C.cuda_fake_quant_learnable_per_tensor_backward(x, x, s, z, 1, 255, 1.0)
+        _C.cuda_lsq_per_tensor_backward(x, x, s, z, 1, 255, 1.0)
     with pytest.raises(RuntimeError, match="grad is on cpu"):
-        _C.cuda_fake_quant_learnable_per_tensor_backward(x.cpu(), x, s, z, 0, 255, 1.0)
+        _C.cuda_lsq_per_tensor_backward(x.cpu(), x, s, z, 0, 255, 1.0)
 
 
 # ---- fused moving-average observer + fake quant ----
@@ -353,7 +354,7 @@ def test_fused_matches_torch_cpu(per_row, symmetric, shape, seed, qrange, flags,
         xo = x.reshape(c, -1) if per_row else x
         ref = torch.fused_moving_avg_obs_fake_quant(xo, torch.tensor([obs]), torch.tensor([fq]), *cpu, 0.01, qmin,
                                                     qmax, 0, per_row, symmetric).reshape(shape)
-        y, mask, _ = _C.cuda_fused_moving_avg_obs_fake_quant(
+        y, mask, _ = _C.cuda_fused_obs_fake_quant(
             x.cuda(), torch.tensor([obs], device="cuda"), torch.tensor([fq], device="cuda"), *gpu, 0.01, qmin, qmax,
             0, per_row, symmetric, True)
         exact(y.cpu(), ref)
@@ -374,7 +375,7 @@ def test_fused_other_axis_dtypes_and_graph_capture():
     x = torch.randn(5, 7, 9, device="cuda")
     bufs = fused_buffers(7, "cuda", False)
     on = torch.ones(1, dtype=torch.long, device="cuda")
-    y, _, _ = _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *bufs, 0.01, -128, 127, 1, True, True, False)
+    y, _, _ = _C.cuda_fused_obs_fake_quant(x, on, on, *bufs, 0.01, -128, 127, 1, True, True, False)
     ref_bufs = fused_buffers(7, "cpu", False)
     xo = x.cpu().movedim(1, 0).reshape(7, -1)
     ref = torch.fused_moving_avg_obs_fake_quant(xo, on.cpu(), on.cpu(), *ref_bufs, 0.01, -128, 127, 0, True, True)
@@ -384,15 +385,15 @@ def test_fused_other_axis_dtypes_and_graph_capture():
     for dtype in (torch.float16, torch.bfloat16):  # same qparams from the exactly widened values
         xb = x.to(dtype)
         b16, b32 = fused_buffers(7, "cuda", False), fused_buffers(7, "cuda", False)
-        y16, _, _ = _C.cuda_fused_moving_avg_obs_fake_quant(xb, on, on, *b16, 0.01, 0, 255, 1, True, False, False)
-        y32, _, _ = _C.cuda_fused_moving_avg_obs_fake_quant(xb.float(), on, on, *b32, 0.01, 0, 255, 1, True, False,
+        y16, _, _ = _C.cuda_fused_obs_fake_quant(xb, on, on, *b16, 0.01, 0, 255, 1, True, False, False)
+        y32, _, _ = _C.cuda_fused_obs_fake_quant(xb.float(), on, on, *b32, 0.01, 0, 255, 1, True, False,
                                                             False)
         exact(y16, y32.to(dtype))
     # No host synchronisation: the whole op captures into a CUDA graph.
     bufs = fused_buffers(1, "cuda", False)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        out, _, _ = _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, False, False, True)
+        out, _, _ = _C.cuda_fused_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, False, False, True)
     graph.replay()
     ref_bufs = fused_buffers(1, "cpu", False)
     exact(out.cpu(), torch.fused_moving_avg_obs_fake_quant(x.cpu(), on.cpu(), on.cpu(), *ref_bufs, 0.01, 0, 255, 0,
@@ -405,12 +406,12 @@ def test_fused_errors():
     on = torch.ones(1, dtype=torch.long, device="cuda")
     bufs = fused_buffers(1, "cuda", False)
     with pytest.raises(RuntimeError, match="running_min is on cpu"):
-        _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, bufs[0].cpu(), *bufs[1:], 0.01, 0, 255, 0, False, False,
+        _C.cuda_fused_obs_fake_quant(x, on, on, bufs[0].cpu(), *bufs[1:], 0.01, 0, 255, 0, False, False,
                                                 False)
     with pytest.raises(ValueError, match="averaging_const"):
-        _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *bufs, -0.5, 0, 255, 0, False, False, False)
+        _C.cuda_fused_obs_fake_quant(x, on, on, *bufs, -0.5, 0, 255, 0, False, False, False)
     with pytest.raises(ValueError, match="running_min must be a 1-D tensor|one element per channel"):
-        _C.cuda_fused_moving_avg_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, True, False, False)
+        _C.cuda_fused_obs_fake_quant(x, on, on, *bufs, 0.01, 0, 255, 0, True, False, False)
 
 
 # ---- int8 GEMM ----
@@ -450,25 +451,27 @@ def test_int8_mm_any_strides():
     exact(_C.cuda_int8_mm(a.cuda()[:, 3:40], w.cuda()[:, 3:40]).cpu(), (a[:, 3:40].long() @ w[:, 3:40].long().T).int())
 
 
-def linear_reference(a, sa, za, w, sw, zw, bias, sy, zy, relu, float_output):
-    """The quantized linear formula in float32 torch ops on the CPU (no FMA, round half to even)."""
+def epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype):
+    """The CPU int8 epilogue in float32 torch ops on the CPU (no FMA, round half to even)."""
     acc = ((a.long() - za) @ (w.long() - zw.long()[:, None]).T).to(torch.int32)
+    if out_dtype == "int32":
+        return acc
     s = torch.tensor(sa, dtype=torch.float32) * sw
     b = bias if bias is not None else torch.zeros_like(sw)
-    if float_output:
+    if out_dtype == "float32":
         y = acc.float() * s + b
         return y.clamp_min(0) if relu else y
     v = (acc.float() + b / s) * (s / torch.tensor(sy, dtype=torch.float32))
-    return (torch.round(v).long() + zy).clamp(zy if relu else 0, 255).to(torch.uint8)
+    return (torch.round(v).long() + zy).clamp(max(qmin, zy) if relu else qmin, qmax).to(torch.uint8)
 
 
 @needs_cuda
 @pytest.mark.parametrize("a_dtype", [torch.uint8, torch.int8])
 @pytest.mark.parametrize("shape", [(1, 8, 16), (3, 5, 7), (65, 130, 96), (200, 130, 1000)])
+@pytest.mark.parametrize("out_dtype", ["int32", "uint8", "float32"])
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("float_output", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_int8_linear_matches_formula(a_dtype, shape, relu, float_output, with_bias):
+def test_int8_gemm_epilogue_matches_formula(a_dtype, shape, out_dtype, relu, with_bias):
     m, n, k = shape
     a, w = int8_operands(m, n, k, a_dtype, m + n + k)
     g = torch.Generator().manual_seed(k)
@@ -476,10 +479,10 @@ def test_int8_linear_matches_formula(a_dtype, shape, relu, float_output, with_bi
     zw = torch.randint(-3, 4, (n,), generator=g, dtype=torch.int32)
     bias = torch.randn(n, generator=g) if with_bias else None
     za = 7 if a_dtype == torch.uint8 else -5
-    sa, sy, zy = 0.05, 0.2, 11
-    out = _C.cuda_int8_linear(a.cuda(), sa, za, w.cuda(), sw.cuda(), zw.cuda(),
-                              bias.cuda() if bias is not None else None, sy, zy, relu, float_output)
-    exact(out.cpu(), linear_reference(a, sa, za, w, sw, zw, bias, sy, zy, relu, float_output))
+    sa, sy, zy, qmin, qmax = 0.05, 0.2, 11, 3, 250
+    out = _C.cuda_int8_gemm(a.cuda(), w.cuda(), za, sw.cuda(), zw.cuda(), bias.cuda() if bias is not None else None,
+                            sa, sy, zy, qmin, qmax, relu, out_dtype)
+    exact(out.cpu(), epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype))
 
 
 @needs_cuda
@@ -499,3 +502,7 @@ def test_cuda_device_mixups_are_clear_errors():
         _C.cuda_int8_mm(a.cuda(), a.cuda())
     with pytest.raises(ValueError, match="K differs"):
         _C.cuda_int8_mm(a.cuda(), w[:, :8].cuda())
+    with pytest.raises(RuntimeError, match="weight_scale is on cpu"):
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 0, torch.ones(5), out_dtype="uint8")
+    with pytest.raises(ValueError, match="out_dtype"):
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), out_dtype="int8")

@@ -335,45 +335,60 @@ at::Tensor int8_mm(const at::Tensor& a, const at::Tensor& w) {
   return out;
 }
 
-// Quantized linear: uint8 (or float) output with per-channel weight qparams, as on the CPU.
-at::Tensor int8_linear(const at::Tensor& input, double input_scale, int64_t input_zero_point, const at::Tensor& weight,
-                       const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
-                       const std::optional<at::Tensor>& bias, double output_scale, int64_t output_zero_point,
-                       bool relu, bool float_output) {
+// A per-column float32 / int32 vector of n entries on input's device, contiguous (undefined if absent).
+at::Tensor column_vector(const std::optional<at::Tensor>& t, const at::Tensor& input, const char* name,
+                         at::ScalarType type, int64_t n) {
+  if (!t) return {};
+  check_same_device({{"input", &input}, {name, &*t}});
+  check_dtype(*t, name, {type});
+  check_1d(*t, name, n);
+  return t->contiguous();
+}
+
+GemmOut parse_out_dtype(const std::string& s) {
+  if (s == "int32") return GemmOut::Int32;
+  if (s == "uint8") return GemmOut::UInt8;
+  if (s == "float32") return GemmOut::Float;
+  value_error("out_dtype must be 'int32', 'uint8' or 'float32', got '" + s + "'");
+}
+
+// The CPU int8 GEMM's epilogue (the fields of _C.Int8Epilogue) on a plain int8 weight [N, K].
+at::Tensor int8_gemm(const at::Tensor& input, const at::Tensor& weight, int64_t input_zero_point,
+                     const std::optional<at::Tensor>& weight_scale, const std::optional<at::Tensor>& weight_zero_point,
+                     const std::optional<at::Tensor>& bias, double input_scale, double output_scale,
+                     int64_t output_zero_point, int64_t output_quant_min, int64_t output_quant_max, bool relu,
+                     const std::string& out_dtype) {
   at::Tensor a_rows, w_rows;
   Int8GemmParams p = gemm_operands(input, weight, a_rows, w_rows);
-  const bool u8 = input.scalar_type() == at::kByte;
-  check_zero_point_in_range(input_zero_point, u8 ? 0 : -128, u8 ? 255 : 127, "input_zero_point");
-  check_zero_point_in_range(output_zero_point, 0, 255, "output_zero_point");
-  check_same_device({{"input", &input}, {"weight_scale", &weight_scale}, {"weight_zero_point", &weight_zero_point}});
-  check_dtype(weight_scale, "weight_scale", {at::kFloat});
-  check_dtype(weight_zero_point, "weight_zero_point", {at::kInt});
-  check_1d(weight_scale, "weight_scale", p.N);
-  check_1d(weight_zero_point, "weight_zero_point", p.N);
-  const c10::cuda::CUDAGuard guard(input.device());
-  const at::Tensor ws_scale = weight_scale.contiguous(), ws_zp = weight_zero_point.contiguous();
-  at::Tensor b;
-  if (bias) {
-    check_same_device({{"input", &input}, {"bias", &*bias}});
-    check_dtype(*bias, "bias", {at::kFloat});
-    check_1d(*bias, "bias", p.N);
-    b = bias->contiguous();
-    p.bias = ptr<float>(b);
+  p.out_kind = parse_out_dtype(out_dtype);
+  check_zero_point_in_range(input_zero_point, p.a_unsigned ? 0 : -128, p.a_unsigned ? 255 : 127, "input_zero_point");
+  if (p.out_kind == GemmOut::UInt8) {
+    check_quant_range(output_quant_min, output_quant_max);
+    check_zero_point_in_range(output_quant_min, 0, 255, "output_quant_min");
+    check_zero_point_in_range(output_quant_max, 0, 255, "output_quant_max");
+    check_zero_point_in_range(output_zero_point, output_quant_min, output_quant_max, "output_zero_point");
   }
-  at::Tensor out = at::empty({p.M, p.N}, input.options().dtype(float_output ? at::kFloat : at::kByte));
-  const at::Tensor ws = at::empty({int8_gemm_workspace_ints(p)}, input.options().dtype(at::kInt));
+  const at::Tensor ws = column_vector(weight_scale, input, "weight_scale", at::kFloat, p.N);
+  const at::Tensor wz = column_vector(weight_zero_point, input, "weight_zero_point", at::kInt, p.N);
+  const at::Tensor b = column_vector(bias, input, "bias", at::kFloat, p.N);
+  const c10::cuda::CUDAGuard guard(input.device());
+  const at::ScalarType out_type[] = {at::kInt, at::kByte, at::kFloat};
+  at::Tensor out = at::empty({p.M, p.N}, input.options().dtype(out_type[static_cast<int>(p.out_kind)]));
   p.out = out.data_ptr();
   p.ldo = p.N;
-  p.out_kind = float_output ? GemmOut::Float : GemmOut::UInt8;
   p.a_scale = static_cast<float>(input_scale);
   p.a_zero_point = static_cast<int32_t>(input_zero_point);
-  p.w_scale = ptr<float>(ws_scale);
-  p.w_zero_point = ptr<int32_t>(ws_zp);
+  p.w_scale = ws.defined() ? ptr<float>(ws) : nullptr;
+  p.w_zero_point = wz.defined() ? ptr<int32_t>(wz) : nullptr;
+  p.bias = b.defined() ? ptr<float>(b) : nullptr;
   p.out_scale = static_cast<float>(output_scale);
   p.out_zero_point = static_cast<int32_t>(output_zero_point);
+  p.out_quant_min = static_cast<int32_t>(output_quant_min);
+  p.out_quant_max = static_cast<int32_t>(output_quant_max);
   p.relu = relu;
-  p.workspace = ptr<int32_t>(ws);
-  check_launch(launch_int8_gemm(p, stream()), "int8 linear");
+  const at::Tensor sums = at::empty({int8_gemm_workspace_ints(p)}, input.options().dtype(at::kInt));
+  p.workspace = ptr<int32_t>(sums);
+  check_launch(launch_int8_gemm(p, stream()), "int8 GEMM");
   return out;
 }
 
@@ -388,21 +403,22 @@ void bind_cuda(pybind11::module_& m) {
   m.def("cuda_fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
         "quant_max"_a, "need_mask"_a);
   m.def("cuda_mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a);
-  m.def("cuda_fake_quant_learnable_per_tensor", &lsq_per_tensor, "input"_a, "scale"_a, "zero_point"_a,
-        "quant_min"_a, "quant_max"_a);
-  m.def("cuda_fake_quant_learnable_per_tensor_backward", &lsq_per_tensor_backward, "grad"_a, "input"_a, "scale"_a,
-        "zero_point"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
-  m.def("cuda_fake_quant_learnable_per_channel", &lsq_per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a,
-        "quant_min"_a, "quant_max"_a);
-  m.def("cuda_fake_quant_learnable_per_channel_backward", &lsq_per_channel_backward, "grad"_a, "input"_a, "scale"_a,
-        "zero_point"_a, "axis"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
-  m.def("cuda_fused_moving_avg_obs_fake_quant", &fused_obs_fake_quant, "input"_a, "observer_on"_a,
-        "fake_quant_on"_a, "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a,
-        "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a);
+  // Same names and arguments as the CPU ops with the "cuda_" prefix (fakequant/ops.py's _kernel).
+  m.def("cuda_lsq_per_tensor", &lsq_per_tensor, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a);
+  m.def("cuda_lsq_per_tensor_backward", &lsq_per_tensor_backward, "grad"_a, "input"_a, "scale"_a, "zero_point"_a,
+        "quant_min"_a, "quant_max"_a, "grad_factor"_a);
+  m.def("cuda_lsq_per_channel", &lsq_per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
+        "quant_max"_a);
+  m.def("cuda_lsq_per_channel_backward", &lsq_per_channel_backward, "grad"_a, "input"_a, "scale"_a, "zero_point"_a,
+        "axis"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
+  m.def("cuda_fused_obs_fake_quant", &fused_obs_fake_quant, "input"_a, "observer_on"_a, "fake_quant_on"_a,
+        "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a,
+        "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a);
   m.def("cuda_int8_mm", &int8_mm, "a"_a, "w"_a);
-  m.def("cuda_int8_linear", &int8_linear, "input"_a, "input_scale"_a, "input_zero_point"_a, "weight"_a,
-        "weight_scale"_a, "weight_zero_point"_a, "bias"_a, "output_scale"_a, "output_zero_point"_a, "relu"_a,
-        "float_output"_a);
+  m.def("cuda_int8_gemm", &int8_gemm, "input"_a, "weight"_a, "input_zero_point"_a = 0,
+        "weight_scale"_a = pybind11::none(), "weight_zero_point"_a = pybind11::none(), "bias"_a = pybind11::none(),
+        "input_scale"_a = 1.0, "output_scale"_a = 1.0, "output_zero_point"_a = 0, "output_quant_min"_a = 0,
+        "output_quant_max"_a = 255, "relu"_a = false, "out_dtype"_a = "int32");
   m.def("cuda_int8_mm_kernel", [](const at::Tensor& a, const at::Tensor& w) {
     at::Tensor a_rows, w_rows;
     const Int8GemmParams p = gemm_operands(a, w, a_rows, w_rows);

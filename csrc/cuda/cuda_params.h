@@ -57,11 +57,13 @@ struct FusedObsParams {
 
 enum class GemmOut : int32_t { Int32 = 0, UInt8 = 1, Float = 2 };
 
-// out[M, N] = a[M, K] . w[N, K]^T in int32 (a int8 or uint8, w int8, rows K-contiguous), then either
-// stored raw (Int32) or requantized as in the quantized linear formula:
-//   acc = sum_k (a - a_zp) * (w - w_zp[j]);  s = a_scale * w_scale[j]
-//   UInt8: clamp(lrintf((acc + bias[j] / s) * (s / out_scale)) + out_zp, relu ? out_zp : 0, 255)
+// out[M, N] from acc = sum_k (a - a_zero_point) * (w - w_zero_point[j]) (a int8 or uint8, w int8,
+// rows K-contiguous), as the CPU int8 epilogue:
+//   Int32: acc
+//   UInt8: clamp(lrintf((acc + bias[j] / s) * (s / out_scale)) + out_zp, lo, out_quant_max) with
+//          s = a_scale * w_scale[j], lo = relu ? max(out_quant_min, out_zp) : out_quant_min
 //   Float: acc * s + bias[j], then max(., 0) with relu
+// Null w_scale / w_zero_point / bias mean 1 / 0 / 0 for every column.
 struct Int8GemmParams {
   const void* a = nullptr;
   bool a_unsigned = true;
@@ -74,13 +76,13 @@ struct Int8GemmParams {
   int64_t M = 0, N = 0, K = 0;
   float a_scale = 1.f;
   int32_t a_zero_point = 0;
-  const float* w_scale = nullptr;      // N
+  const float* w_scale = nullptr;         // N
   const int32_t* w_zero_point = nullptr;  // N
-  const float* bias = nullptr;         // N, or null
+  const float* bias = nullptr;            // N
   float out_scale = 1.f;
-  int32_t out_zero_point = 0;
+  int32_t out_zero_point = 0, out_quant_min = 0, out_quant_max = 255;
   bool relu = false;
-  int32_t* workspace = nullptr;        // int8_gemm_workspace_ints() ints (row sums for the zero points)
+  int32_t* workspace = nullptr;  // int8_gemm_workspace_ints() ints: row sums for the zero-point correction
 };
 
 }  // namespace fakequant

@@ -5,7 +5,7 @@
 // fill past M, N and K), reads fragments with ldmatrix from an XOR-swizzled layout (conflict free)
 // and accumulates in int32 with mma.sync m16n8k32 (u8 x s8 for uint8 activations, s8 x s8 for
 // int8). The dp4a kernel takes any strides and K, and older GPUs. Both end in the same epilogue
-// (requant.h): raw int32, or zero-point correction from row sums and requantization.
+// (requant.h): zero-point correction from row sums, then int32, uint8 or float output.
 #include "common.cuh"
 #include "launchers.h"
 #include "requant.h"
@@ -33,22 +33,28 @@ __global__ void __launch_bounds__(kThreads) row_sums_kernel(Int8GemmParams p) {
   if (lane == 0) p.workspace[r] = s;
 }
 
+// Zero points to correct for: the row sums are then in the workspace.
+FQ_HD inline bool has_zero_points(const Int8GemmParams& p) { return p.a_zero_point != 0 || p.w_zero_point; }
+
 // Writes element (r, c) of the output from its raw int32 product.
 __device__ __forceinline__ void store_out(const Int8GemmParams& p, int64_t r, int64_t c, int32_t raw) {
   if (r >= p.M || c >= p.N) return;
   const int64_t o = r * p.ldo + c;
+  const int32_t acc = has_zero_points(p) ? zero_point_corrected(raw, p.workspace[r], p.workspace[p.M + c],
+                                                                p.a_zero_point, p.w_zero_point ? p.w_zero_point[c] : 0,
+                                                                p.K)
+                                         : raw;
   if (p.out_kind == GemmOut::Int32) {
-    static_cast<int32_t*>(p.out)[o] = raw;
+    static_cast<int32_t*>(p.out)[o] = acc;
     return;
   }
-  const int32_t acc =
-      zero_point_corrected(raw, p.workspace[r], p.workspace[p.M + c], p.a_zero_point, p.w_zero_point[c], p.K);
-  const float s = p.a_scale * p.w_scale[c];
+  const float s = p.a_scale * (p.w_scale ? p.w_scale[c] : 1.f);
   const float b = p.bias ? p.bias[c] : 0.f;
   if (p.out_kind == GemmOut::Float) {
     static_cast<float*>(p.out)[o] = requantize_float(acc, s, b, p.relu);
   } else {
-    static_cast<uint8_t*>(p.out)[o] = requantize_u8(acc, s, b, p.out_scale, p.out_zero_point, p.relu);
+    const int32_t lo = p.relu && p.out_zero_point > p.out_quant_min ? p.out_zero_point : p.out_quant_min;
+    static_cast<uint8_t*>(p.out)[o] = requantize_u8(acc, s, b, p.out_scale, p.out_zero_point, lo, p.out_quant_max);
   }
 }
 
@@ -315,7 +321,7 @@ cudaError_t launch_gemm(const Int8GemmParams& p, cudaStream_t stream) {
 }  // namespace
 }  // namespace cuda
 
-int64_t int8_gemm_workspace_ints(const Int8GemmParams& p) { return p.out_kind == GemmOut::Int32 ? 0 : p.M + p.N; }
+int64_t int8_gemm_workspace_ints(const Int8GemmParams& p) { return cuda::has_zero_points(p) ? p.M + p.N : 0; }
 
 const char* int8_gemm_kernel_name(const Int8GemmParams& p) { return cuda::use_mma(p) ? "mma" : "dp4a"; }
 
@@ -324,7 +330,7 @@ cudaError_t launch_int8_gemm(const Int8GemmParams& p, cudaStream_t stream) {
   // Grid limits: y (N tiles) at most 65535, x (M tiles) at most 2^31 - 1.
   if (cuda::ceil_div(p.N, cuda::kDpTile) > 65535 || cuda::ceil_div(p.M, cuda::kDpTile) > cuda::kMaxBlocks)
     return cudaErrorInvalidValue;
-  if (p.out_kind != GemmOut::Int32) {
+  if (cuda::has_zero_points(p)) {
     const int64_t blocks = cuda::ceil_div((p.M + p.N) * 32, cuda::kThreads);
     cuda::row_sums_kernel<<<static_cast<unsigned>(blocks), cuda::kThreads, 0, stream>>>(p);
     const cudaError_t e = cudaGetLastError();

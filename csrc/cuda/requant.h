@@ -17,11 +17,11 @@ FQ_HD inline int32_t zero_point_corrected(int32_t raw, int32_t a_sum, int32_t w_
   return static_cast<int32_t>(r);
 }
 
-// clamp(lrintf((acc + bias / s) * (s / out_scale)) + out_zp, relu ? out_zp : 0, 255) with s = a_scale * w_scale.
-FQ_HD inline uint8_t requantize_u8(int32_t acc, float s, float bias, float out_scale, int32_t out_zp, bool relu) {
+// clamp(lrintf((acc + bias / s) * (s / out_scale)) + out_zp, lo, hi) with s = a_scale * w_scale.
+FQ_HD inline uint8_t requantize_u8(int32_t acc, float s, float bias, float out_scale, int32_t out_zp, int32_t lo,
+                                   int32_t hi) {
   const long long q = std::llrint((static_cast<float>(acc) + bias / s) * (s / out_scale)) + out_zp;
-  const long long lo = relu ? out_zp : 0;
-  return static_cast<uint8_t>(q < lo ? lo : q > 255 ? 255 : q);
+  return static_cast<uint8_t>(q < lo ? lo : q > hi ? hi : q);
 }
 
 // acc * s + bias, then max(., 0) with relu.
