@@ -108,7 +108,7 @@ void check_cuda(const at::Tensor& t, const char* name) {
                              "; the CUDA kernels need CUDA tensors");
 }
 
-void check_range_contains_zero(int64_t quant_min, int64_t quant_max) {
+void check_quant_range_has_zero(int64_t quant_min, int64_t quant_max) {
   if (quant_min > 0 || quant_max < 0)
     value_error("the quantization range [" + std::to_string(quant_min) + ", " + std::to_string(quant_max) +
                 "] must contain 0");

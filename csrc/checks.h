@@ -42,8 +42,8 @@ void check_cpu(const at::Tensor& t, const char* name);
 void check_mask_covers(const at::Tensor& mask, int64_t numel);
 // The _C.cuda_* functions take CUDA tensors only.
 void check_cuda(const at::Tensor& t, const char* name);
-// quant_min <= 0 <= quant_max (the learnable ops' gradients need it).
-void check_range_contains_zero(int64_t quant_min, int64_t quant_max);
+// LSQ's gradients need quant_min <= 0 <= quant_max (as well as check_quant_range).
+void check_quant_range_has_zero(int64_t quant_min, int64_t quant_max);
 // t is contiguous (a buffer a kernel updates in place).
 void check_contiguous(const at::Tensor& t, const char* name);
 // averaging_const in [0, 1].

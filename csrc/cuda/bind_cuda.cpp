@@ -164,10 +164,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsq_backward(const at::Tensor& dy
                                                             int64_t axis, int64_t qmin, int64_t qmax,
                                                             double grad_factor) {
   check_same_device({{"input", &x}, {"grad", &dy}});
-  check_range_contains_zero(qmin, qmax);
+  check_quant_range_has_zero(qmin, qmax);
   check_dtype(dy, "grad", {x.scalar_type()});
   if (!dy.sizes().equals(x.sizes())) value_error("grad must have the shape of input");
-  LsqGradParams p;
+  CudaLsqGradParams p;
   p.dtype = check_input_not_f64(x);
   const c10::cuda::CUDAGuard guard(x.device());
   // One set of strides for x and dy (dx gets them too).
@@ -241,7 +241,7 @@ FqResult fused_obs_fake_quant(const at::Tensor& x, const at::Tensor& observer_on
                      {"scale", &scale},
                      {"zero_point", &zero_point}});
   check_cuda(x, "input");
-  FusedObsParams o;
+  CudaFusedObsParams o;
   o.dtype = check_input_not_f64(x);
   if (x.numel() == 0) value_error("input must not be empty");
   check_single(observer_on, "observer_on");
@@ -301,7 +301,7 @@ FqResult fused_obs_fake_quant(const at::Tensor& x, const at::Tensor& observer_on
 // ---- int8 GEMM ----
 
 // a [M, K] (uint8 or int8) and w [N, K] (int8) on one device; rows made K-contiguous.
-Int8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tensor& a_rows, at::Tensor& w_rows) {
+CudaInt8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tensor& a_rows, at::Tensor& w_rows) {
   check_same_device({{"a", &a}, {"w", &w}});
   check_cuda(a, "a");
   check_dtype(a, "a", {at::kByte, at::kChar});
@@ -312,7 +312,7 @@ Int8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tenso
                 std::to_string(w.size(1)) + ")");
   a_rows = a.stride(1) == 1 || a.size(1) <= 1 ? a : a.contiguous();
   w_rows = w.stride(1) == 1 || w.size(1) <= 1 ? w : w.contiguous();
-  Int8GemmParams p;
+  CudaInt8GemmParams p;
   p.a = a_rows.data_ptr();
   p.a_unsigned = a.scalar_type() == at::kByte;
   p.lda = a_rows.stride(0);
@@ -326,7 +326,7 @@ Int8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tenso
 
 at::Tensor int8_mm(const at::Tensor& a, const at::Tensor& w) {
   at::Tensor a_rows, w_rows;
-  Int8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
+  CudaInt8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
   const c10::cuda::CUDAGuard guard(a.device());
   at::Tensor out = at::empty({p.M, p.N}, a.options().dtype(at::kInt));
   p.out = out.data_ptr();
@@ -359,7 +359,7 @@ at::Tensor int8_gemm(const at::Tensor& input, const at::Tensor& weight, int64_t 
                      int64_t output_zero_point, int64_t output_quant_min, int64_t output_quant_max, bool relu,
                      const std::string& out_dtype) {
   at::Tensor a_rows, w_rows;
-  Int8GemmParams p = gemm_operands(input, weight, a_rows, w_rows);
+  CudaInt8GemmParams p = gemm_operands(input, weight, a_rows, w_rows);
   p.out_kind = parse_out_dtype(out_dtype);
   check_zero_point_in_range(input_zero_point, p.a_unsigned ? 0 : -128, p.a_unsigned ? 255 : 127, "input_zero_point");
   if (p.out_kind == GemmOut::UInt8) {
@@ -421,7 +421,7 @@ void bind_cuda(pybind11::module_& m) {
         "output_quant_max"_a = 255, "relu"_a = false, "out_dtype"_a = "int32");
   m.def("cuda_int8_mm_kernel", [](const at::Tensor& a, const at::Tensor& w) {
     at::Tensor a_rows, w_rows;
-    const Int8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
+    const CudaInt8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
     const c10::cuda::CUDAGuard guard(a.device());
     return std::string(int8_gemm_kernel_name(p));
   }, "a"_a, "w"_a);

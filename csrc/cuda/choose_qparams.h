@@ -7,6 +7,7 @@
 #include "../params.h"
 
 namespace fakequant {
+namespace cuda {
 
 // m = isinf(m) ? cur : m + c * (cur - m), without contraction into an FMA.
 FQ_HD inline float moving_average(float m, float cur, float c) { return std::isinf(m) ? cur : m + c * (cur - m); }
@@ -54,4 +55,5 @@ FQ_HD inline QParams choose_qparams(float min, float max, int32_t qmin, int32_t 
   return {scale, nudged};
 }
 
+}  // namespace cuda
 }  // namespace fakequant

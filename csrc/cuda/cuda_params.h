@@ -18,7 +18,7 @@ struct CudaFakeQuantParams {
 // Learnable (LSQ) fake quant backward. `it` walks x and dy (in_stride, equal strides) and dx
 // (out_stride); per channel, dim 0 of `it` is the channel dim, so channel c owns the elements
 // [c * numel / channels, (c + 1) * numel / channels).
-struct LsqGradParams {
+struct CudaLsqGradParams {
   const void* x = nullptr;
   const void* dy = nullptr;
   void* dx = nullptr;
@@ -37,7 +37,7 @@ struct LsqGradParams {
 // Fused moving-average observer + qparams (the fake quant itself is launch_fake_quant with
 // enabled = fake_quant_on and the qparams written here). `it` walks x (in_stride); per channel,
 // dim 0 of `it` is the channel dim.
-struct FusedObsParams {
+struct CudaFusedObsParams {
   const void* x = nullptr;
   DType dtype = DType::F32;
   Strided it;
@@ -64,7 +64,7 @@ enum class GemmOut : int32_t { Int32 = 0, UInt8 = 1, Float = 2 };
 //          s = a_scale * w_scale[j], lo = relu ? max(out_quant_min, out_zp) : out_quant_min
 //   Float: acc * s + bias[j], then max(., 0) with relu
 // Null w_scale / w_zero_point / bias mean 1 / 0 / 0 for every column.
-struct Int8GemmParams {
+struct CudaInt8GemmParams {
   const void* a = nullptr;
   bool a_unsigned = true;
   int64_t lda = 0;

@@ -17,7 +17,7 @@ constexpr int64_t kChunk = int64_t{kThreads} * kItems;
 
 // Block b reduces chunk (b % nchunks) of channel (b / nchunks) to workspace[2b], workspace[2b + 1].
 template <DType T>
-__global__ void __launch_bounds__(kThreads) minmax_kernel(FusedObsParams p, Layout l, int64_t nchunks) {
+__global__ void __launch_bounds__(kThreads) minmax_kernel(CudaFusedObsParams p, Layout l, int64_t nchunks) {
   using E = Elem<T>;
   using S = typename E::S;
   if (*p.observer_on == 0) return;
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kThreads) minmax_kernel(FusedObsParams p, Layo
 }
 
 // One warp per channel: combine the partials, update the running min / max, choose the qparams.
-__global__ void __launch_bounds__(kThreads) observe_kernel(FusedObsParams p, int64_t nchunks) {
+__global__ void __launch_bounds__(kThreads) observe_kernel(CudaFusedObsParams p, int64_t nchunks) {
   const int64_t c = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (c >= p.channels) return;  // whole warps leave together
@@ -78,7 +78,7 @@ int64_t fused_workspace_floats(const Strided& it, int64_t channels) {
   return 2 * channels * cuda::chunks_per_channel(it, channels, cuda::kChunk);
 }
 
-cudaError_t launch_fused_observe(const FusedObsParams& p, cudaStream_t stream) {
+cudaError_t launch_fused_observe(const CudaFusedObsParams& p, cudaStream_t stream) {
   if (p.channels < 1) return cudaErrorInvalidValue;
   const cuda::Layout l = cuda::make_layout(p.it);
   if (l.numel == 0 || l.numel % p.channels != 0) return cudaErrorInvalidValue;

@@ -19,7 +19,7 @@ struct IntSum {
 };
 
 // One warp per row: sums of a's rows, then of w's rows, into workspace[0 .. M + N).
-__global__ void __launch_bounds__(kThreads) row_sums_kernel(Int8GemmParams p) {
+__global__ void __launch_bounds__(kThreads) row_sums_kernel(CudaInt8GemmParams p) {
   const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (r >= p.M + p.N) return;  // whole warps leave together
@@ -34,10 +34,10 @@ __global__ void __launch_bounds__(kThreads) row_sums_kernel(Int8GemmParams p) {
 }
 
 // Zero points to correct for: the row sums are then in the workspace.
-FQ_HD inline bool has_zero_points(const Int8GemmParams& p) { return p.a_zero_point != 0 || p.w_zero_point; }
+FQ_HD inline bool has_zero_points(const CudaInt8GemmParams& p) { return p.a_zero_point != 0 || p.w_zero_point; }
 
 // Writes element (r, c) of the output from its raw int32 product.
-__device__ __forceinline__ void store_out(const Int8GemmParams& p, int64_t r, int64_t c, int32_t raw) {
+__device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r, int64_t c, int32_t raw) {
   if (r >= p.M || c >= p.N) return;
   const int64_t o = r * p.ldo + c;
   const int32_t acc = has_zero_points(p) ? zero_point_corrected(raw, p.workspace[r], p.workspace[p.M + c],
@@ -135,7 +135,7 @@ struct MmaConfig {
 };
 
 template <class Cfg, bool kUnsignedA>
-__global__ void __launch_bounds__(Cfg::kThreads) mma_gemm_kernel(Int8GemmParams p) {
+__global__ void __launch_bounds__(Cfg::kThreads) mma_gemm_kernel(CudaInt8GemmParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // launch_int8_gemm never picks this kernel below sm_80
 #else
@@ -250,7 +250,7 @@ __device__ __forceinline__ uint32_t load_word(const uint8_t* m, int64_t ld, int6
 }
 
 template <bool kUnsignedA>
-__global__ void __launch_bounds__(kThreads) dp4a_gemm_kernel(Int8GemmParams p) {
+__global__ void __launch_bounds__(kThreads) dp4a_gemm_kernel(CudaInt8GemmParams p) {
   __shared__ uint32_t sa[kDpK / 4][kDpTile], sb[kDpK / 4][kDpTile];
   const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kDpTile, n0 = static_cast<int64_t>(blockIdx.y) * kDpTile;
@@ -289,14 +289,14 @@ int device_attribute(cudaDeviceAttr attr) {
   return v;
 }
 
-bool use_mma(const Int8GemmParams& p) {
+bool use_mma(const CudaInt8GemmParams& p) {
   const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
   return device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8 && p.K % 16 == 0 && p.lda % 16 == 0 &&
          p.ldw % 16 == 0 && aligned(p.a) && aligned(p.w);
 }
 
 template <class Cfg, bool kUnsignedA>
-cudaError_t launch_mma(const Int8GemmParams& p, cudaStream_t stream) {
+cudaError_t launch_mma(const CudaInt8GemmParams& p, cudaStream_t stream) {
   const auto kernel = mma_gemm_kernel<Cfg, kUnsignedA>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (e != cudaSuccess) return e;
@@ -306,7 +306,7 @@ cudaError_t launch_mma(const Int8GemmParams& p, cudaStream_t stream) {
 }
 
 template <bool kUnsignedA>
-cudaError_t launch_gemm(const Int8GemmParams& p, cudaStream_t stream) {
+cudaError_t launch_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
   if (!use_mma(p)) {
     const dim3 grid(static_cast<unsigned>(ceil_div(p.M, kDpTile)), static_cast<unsigned>(ceil_div(p.N, kDpTile)));
     dp4a_gemm_kernel<kUnsignedA><<<grid, kThreads, 0, stream>>>(p);
@@ -321,11 +321,11 @@ cudaError_t launch_gemm(const Int8GemmParams& p, cudaStream_t stream) {
 }  // namespace
 }  // namespace cuda
 
-int64_t int8_gemm_workspace_ints(const Int8GemmParams& p) { return cuda::has_zero_points(p) ? p.M + p.N : 0; }
+int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p) { return cuda::has_zero_points(p) ? p.M + p.N : 0; }
 
-const char* int8_gemm_kernel_name(const Int8GemmParams& p) { return cuda::use_mma(p) ? "mma" : "dp4a"; }
+const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p) { return cuda::use_mma(p) ? "mma" : "dp4a"; }
 
-cudaError_t launch_int8_gemm(const Int8GemmParams& p, cudaStream_t stream) {
+cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
   if (p.M <= 0 || p.N <= 0) return cudaSuccess;
   // Grid limits: y (N tiles) at most 65535, x (M tiles) at most 2^31 - 1.
   if (cuda::ceil_div(p.N, cuda::kDpTile) > 65535 || cuda::ceil_div(p.M, cuda::kDpTile) > cuda::kMaxBlocks)

@@ -23,7 +23,7 @@ __global__ void round_zero_point_kernel(const float* zp, float* out, int64_t n, 
 
 // Block b handles chunk (b % nchunks) of channel (b / nchunks); writes its (dscale, dzero_point) partials.
 template <DType T>
-__global__ void __launch_bounds__(kThreads) lsq_grad_kernel(LsqGradParams p, Layout l, int64_t nchunks) {
+__global__ void __launch_bounds__(kThreads) lsq_grad_kernel(CudaLsqGradParams p, Layout l, int64_t nchunks) {
   using E = Elem<T>;
   using S = typename E::S;
   const int64_t per_channel = l.numel / p.channels;
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) lsq_grad_kernel(LsqGradParams p, Lay
 }
 
 // One block per channel sums that channel's partials in a fixed order.
-__global__ void __launch_bounds__(kThreads) lsq_finish_kernel(LsqGradParams p, int64_t nchunks) {
+__global__ void __launch_bounds__(kThreads) lsq_finish_kernel(CudaLsqGradParams p, int64_t nchunks) {
   const int64_t c = blockIdx.x;
   const float* w = p.workspace + 2 * c * nchunks;
   float ds = 0.f, dz = 0.f;
@@ -90,7 +90,7 @@ int64_t lsq_workspace_floats(const Strided& it, int64_t channels) {
   return 2 * channels * cuda::chunks_per_channel(it, channels, cuda::kChunk);
 }
 
-cudaError_t launch_lsq_backward(const LsqGradParams& p, cudaStream_t stream) {
+cudaError_t launch_lsq_backward(const CudaLsqGradParams& p, cudaStream_t stream) {
   if (p.channels < 1) return cudaErrorInvalidValue;
   const cuda::Layout l = cuda::make_layout(p.it);
   if (l.numel % p.channels != 0) return cudaErrorInvalidValue;

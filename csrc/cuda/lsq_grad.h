@@ -6,6 +6,7 @@
 #include "../cpu/fake_quant.h"
 
 namespace fakequant {
+namespace cuda {
 
 // The zero point torch's learnable forward uses: clamp(round half even(zp)).
 FQ_HD inline float lsq_forward_zero_point(float zp, float qmin, float qmax) {
@@ -39,4 +40,5 @@ FQ_HD inline LsqGrad lsq_grad(float x, float dy, float s, float inv, float zp, f
   return r;
 }
 
+}  // namespace cuda
 }  // namespace fakequant

@@ -7,6 +7,7 @@
 #include "../params.h"
 
 namespace fakequant {
+namespace cuda {
 
 // sum_k (a - za) * (w - zw) from raw = sum_k a * w and the row sums of a and w, in wrapping int32.
 FQ_HD inline int32_t zero_point_corrected(int32_t raw, int32_t a_sum, int32_t w_sum, int32_t a_zp, int32_t w_zp,
@@ -30,4 +31,5 @@ FQ_HD inline float requantize_float(int32_t acc, float s, float bias, bool relu)
   return relu && y < 0.f ? 0.f : y;
 }
 
+}  // namespace cuda
 }  // namespace fakequant
