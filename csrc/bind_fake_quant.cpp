@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "bind.h"
+#include "bind_fake_quant.h"
 #include "checks.h"
 #include "cpu/fake_quant.h"
 #include "dispatch.h"
@@ -16,11 +17,10 @@ using GradKernel = void (*)(const MaskGradParams&, int64_t, int64_t);
 constexpr FqKernel kFakeQuant[] = {fake_quant_ref, fake_quant_avx2, fake_quant_avx512};
 constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx512};
 
-using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
+}  // namespace
 
-// Runs the fake-quant kernel; scale / zero_point hold one float per channel (one in all when axis < 0).
-FqResult run(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
-             ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
+FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
+                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
   FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim);
@@ -38,11 +38,13 @@ FqResult run(const at::Tensor& x, const float* scale, const float* zero_point, i
   return {o.y, o.mask, o.order};
 }
 
+namespace {
+
 FqResult per_tensor_impl(const at::Tensor& x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax,
                          bool need_mask) {
   check_cpu(x, "input");
   const float s = static_cast<float>(scale), zp = static_cast<float>(zero_point);
-  return run(x, &s, &zp, -1, ZeroPointMode::RoundThenAdd, false, qmin, qmax, need_mask);
+  return run_fake_quant(x, &s, &zp, -1, ZeroPointMode::RoundThenAdd, false, qmin, qmax, need_mask);
 }
 
 FqResult per_tensor(const at::Tensor& x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax,
@@ -76,8 +78,8 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
     for (int64_t c = 0; c < zp.numel(); ++c)
       check_zero_point_in_range(static_cast<int64_t>(zp.data_ptr<float>()[c]), qmin, qmax, "zero_point");
   }
-  return run(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis,
-             int_zp ? ZeroPointMode::RoundThenAdd : ZeroPointMode::AddThenRound, true, qmin, qmax, need_mask);
+  return run_fake_quant(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis,
+                        int_zp ? ZeroPointMode::RoundThenAdd : ZeroPointMode::AddThenRound, true, qmin, qmax, need_mask);
 }
 
 // dx = dy * mask; `order` is the walk order the forward returned.

@@ -23,6 +23,8 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_built") = false;
 #endif
   fakequant::bind_fake_quant(m);
+  fakequant::bind_lsq(m);
+  fakequant::bind_fused_obs(m);
 #ifdef FAKEQUANT_WITH_CUDA
   fakequant::bind_cuda(m);
 #endif

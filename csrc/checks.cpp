@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <sstream>
 
 namespace fakequant {
@@ -44,6 +45,30 @@ void check_quant_range(int64_t quant_min, int64_t quant_max) {
     value_error("quant_min and quant_max must lie in [-2^24, 2^24]");
 }
 
+void check_quant_range_has_zero(int64_t quant_min, int64_t quant_max) {
+  check_quant_range(quant_min, quant_max);
+  if (quant_min > 0 || quant_max < 0)
+    value_error("the quantization range [" + std::to_string(quant_min) + ", " + std::to_string(quant_max) +
+                "] must contain 0 (quant_min <= 0 <= quant_max) for learnable fake quantization");
+}
+
+void check_quant_range_nonempty(int64_t quant_min, int64_t quant_max) {
+  check_quant_range(quant_min, quant_max);
+  if (quant_min == quant_max)
+    value_error("quant_min and quant_max (both " + std::to_string(quant_min) +
+                ") must differ to choose a scale and zero point");
+}
+
+void check_averaging_const(double c) {
+  if (!(c >= 0.0 && c <= 1.0))
+    value_error("averaging_const must lie in [0, 1], got " + std::to_string(c));
+}
+
+void check_no_nan(const float* v, int64_t n, const char* name) {
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isnan(v[i])) value_error(std::string(name) + " must not contain NaN");
+}
+
 void check_zero_point_in_range(int64_t zero_point, int64_t quant_min, int64_t quant_max, const char* name) {
   if (zero_point < quant_min || zero_point > quant_max)
     value_error(std::string(name) + " (" + std::to_string(zero_point) + ") must lie in [quant_min, quant_max] = [" +
@@ -72,6 +97,14 @@ void check_1d(const at::Tensor& t, const char* name, int64_t n) {
   if (t.size(0) != n)
     value_error(std::string(name) + " must have one element per channel (" + std::to_string(n) + "), got " +
                 std::to_string(t.size(0)));
+}
+
+void check_same_shape(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  if (a.sizes() != b.sizes()) {
+    std::ostringstream os;
+    os << b_name << " must have the shape of " << a_name << " " << a.sizes() << ", got " << b.sizes();
+    value_error(os.str());
+  }
 }
 
 void check_single(const at::Tensor& t, const char* name) {
@@ -108,18 +141,8 @@ void check_cuda(const at::Tensor& t, const char* name) {
                              "; the CUDA kernels need CUDA tensors");
 }
 
-void check_quant_range_has_zero(int64_t quant_min, int64_t quant_max) {
-  if (quant_min > 0 || quant_max < 0)
-    value_error("the quantization range [" + std::to_string(quant_min) + ", " + std::to_string(quant_max) +
-                "] must contain 0");
-}
-
 void check_contiguous(const at::Tensor& t, const char* name) {
   if (!t.is_contiguous()) value_error(std::string(name) + " must be contiguous");
-}
-
-void check_averaging_const(double c) {
-  if (!(c >= 0.0 && c <= 1.0)) value_error("averaging_const (" + std::to_string(c) + ") must lie in [0, 1]");
 }
 
 }  // namespace fakequant

@@ -52,4 +52,27 @@ struct MaskGradParams {
   Strided it;
 };
 
+// LSQ backward: one pass writing dx = dy * mask and adding each element's dscale / dzero_point
+// terms to per-channel sums. x, dy and dx share the layout `it` (in_stride).
+struct LsqGradParams {
+  const void* x = nullptr;
+  const void* dy = nullptr;
+  void* dx = nullptr;
+  DType dtype = DType::F32;
+  Strided it;
+  int ch_dim = -1;                   // dim of `it` that indexes channels; -1 for per tensor
+  const float* scale = nullptr;      // one per channel
+  const float* zero_point = nullptr; // the integer-valued zero point torch's backward uses
+  float quant_min = 0.f, quant_max = 0.f;
+  float grad_factor = 1.f;
+};
+
+// Per-channel minimum and maximum of x (NaN for a channel that holds a NaN), reading in_stride.
+struct MinMaxParams {
+  const void* x = nullptr;
+  DType dtype = DType::F32;
+  Strided it;
+  int ch_dim = -1;                   // -1: one channel
+};
+
 }  // namespace fakequant

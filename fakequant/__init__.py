@@ -2,6 +2,8 @@
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C
+from .fused_obs import choose_qparams, fused_moving_avg_obs_fake_quant
+from .lsq import fake_quantize_learnable_per_channel_affine, fake_quantize_learnable_per_tensor_affine
 from .ops import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
 
 
@@ -10,9 +12,19 @@ def backend_info() -> dict:
     return {
         "detected_isa": _C.detected_isa(),
         "fake_quant": _C.fake_quant_isa(),
+        "lsq": _C.lsq_isa(),
+        "fused_obs": _C.fused_obs_isa(),
         "threads": _C.num_threads(),
         "cuda_built": bool(_C.cuda_built),
     }
 
 
-__all__ = ["backend_info", "fake_quantize_per_channel_affine", "fake_quantize_per_tensor_affine"]
+__all__ = [
+    "backend_info",
+    "choose_qparams",
+    "fake_quantize_learnable_per_channel_affine",
+    "fake_quantize_learnable_per_tensor_affine",
+    "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine",
+    "fused_moving_avg_obs_fake_quant",
+]

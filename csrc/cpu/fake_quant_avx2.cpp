@@ -1,49 +1,19 @@
 // fake_quant_avx2.cpp — AVX2 fake-quant kernels: 8 lanes, scalar tails, fp32/fp16/bf16 I/O.
-#include <immintrin.h>
-
 #include "fake_quant.h"
+#include "simd_avx2.h"
 
 namespace fakequant {
 namespace {
 
-template <DType T>
-inline __m256 load8(const void* p) {
-  if constexpr (T == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
-    if constexpr (T == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <DType T>
-inline void store8(void* p, __m256 v) {
-  if constexpr (T == DType::F32) {
-    _mm256_storeu_ps(static_cast<float*>(p), v);
-  } else if constexpr (T == DType::F16) {
-    _mm_storeu_si128(static_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {  // bf16: round to nearest even, NaN -> 0x7fc0 (c10's rule)
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
-    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), nan);
-    _mm_storeu_si128(static_cast<__m128i*>(p),
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-  }
-}
-
 // The quantize primitive on 8 lanes: returns y and the mask bits (see fake_quant_element).
 template <bool kCast>
 struct Lanes {
-  __m256 lo, hi, lim = _mm256_set1_ps(kInt64Limit), ninf = _mm256_set1_ps(-INFINITY);
-  __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 lo, hi;
   Lanes(float qmin, float qmax) : lo(_mm256_set1_ps(qmin)), hi(_mm256_set1_ps(qmax)) {}
   inline __m256 apply(__m256 x, __m256 inv, __m256 zp, __m256 s, uint32_t* m) const {
     const __m256 r = _mm256_round_ps(_mm256_mul_ps(x, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 qf = _mm256_add_ps(zp, r);
-    if constexpr (kCast) qf = _mm256_blendv_ps(ninf, qf, _mm256_cmp_ps(_mm256_and_ps(qf, absmask), lim, _CMP_LT_OQ));
+    if constexpr (kCast) qf = int64_cast8(qf);
     *m = static_cast<uint32_t>(
         _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(qf, lo, _CMP_GE_OQ), _mm256_cmp_ps(qf, hi, _CMP_LE_OQ))));
     const __m256 q = _mm256_min_ps(_mm256_max_ps(qf, lo), hi);  // max first: NaN -> quant_min

@@ -4,7 +4,7 @@
 // (min, max) partials, then one warp per channel combines them, updates running_min / running_max
 // when observer_on and writes scale / zero_point when fake_quant_on (flags read on the device). The
 // fake quant that follows is launch_fake_quant with enabled = fake_quant_on.
-#include "choose_qparams.h"
+#include "../cpu/qparams.h"
 #include "common.cuh"
 #include "launchers.h"
 

@@ -5,9 +5,9 @@
 // every block a fixed range of one channel's elements: each thread sums its elements in order, the
 // block reduces in a fixed tree into the workspace, and one block per channel then sums those
 // partials in a fixed order. The partition depends only on the shape, so results are reproducible.
+#include "../cpu/lsq.h"
 #include "common.cuh"
 #include "launchers.h"
-#include "lsq_grad.h"
 
 namespace fakequant {
 namespace cuda {
@@ -18,7 +18,7 @@ constexpr int64_t kChunk = int64_t{kThreads} * kItems;  // elements per block
 
 __global__ void round_zero_point_kernel(const float* zp, float* out, int64_t n, float qmin, float qmax) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = lsq_forward_zero_point(zp[i], qmin, qmax);
+  if (i < n) out[i] = lsq_zero_point(zp[i], qmin, qmax, false);
 }
 
 // Block b handles chunk (b % nchunks) of channel (b / nchunks); writes its (dscale, dzero_point) partials.
@@ -30,8 +30,7 @@ __global__ void __launch_bounds__(kThreads) lsq_grad_kernel(CudaLsqGradParams p,
   const int64_t c = blockIdx.x / nchunks, chunk = blockIdx.x % nchunks;
   const int64_t begin = c * per_channel + chunk * kChunk;
   const int64_t end = min(begin + kChunk, (c + 1) * per_channel);
-  const float s = p.scale[c], inv = inv_scale_of(s);
-  const float zp = lsq_backward_zero_point(p.zero_point[c], p.per_tensor, p.quant_min, p.quant_max);
+  const float s = p.scale[c], zp = lsq_zero_point(p.zero_point[c], p.quant_min, p.quant_max, p.per_tensor);
   const S* x = static_cast<const S*>(p.x);
   const S* dy = static_cast<const S*>(p.dy);
   S* dx = static_cast<S*>(p.dx);
@@ -41,8 +40,8 @@ __global__ void __launch_bounds__(kThreads) lsq_grad_kernel(CudaLsqGradParams p,
     const int64_t lin = begin + k * kThreads + threadIdx.x;
     if (lin < end) {
       const Pos pos = locate(l, lin, -1);
-      const LsqGrad g =
-          lsq_grad(E::load(x[pos.in]), E::load(dy[pos.in]), s, inv, zp, p.quant_min, p.quant_max, p.grad_factor);
+      const LsqGrad<float> g = lsq_grad_element<float>(E::load(x[pos.in]), E::load(dy[pos.in]), s, zp, p.quant_min,
+                                                       p.quant_max, p.grad_factor);
       dx[pos.out] = E::store(g.dx);
       ds += g.ds;
       dz += g.dz;

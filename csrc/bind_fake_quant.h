@@ -1,0 +1,21 @@
+// bind_fake_quant.h — the fake-quant family's runner, reused by the op families built on it (LSQ, fused observer).
+#pragma once
+
+#include <torch/extension.h>
+
+#include <tuple>
+#include <vector>
+
+#include "params.h"
+
+namespace fakequant {
+
+// (output, one-bit-per-element mask or an empty tensor, walk order for mask_grad).
+using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
+
+// Fake-quantizes x with the kernel for the active ISA; scale / zero_point hold one float per
+// channel of `axis` (one in all when axis < 0). Checks only x's dtype: callers check the rest.
+FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
+                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask);
+
+}  // namespace fakequant

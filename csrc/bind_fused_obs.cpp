@@ -1,0 +1,173 @@
+// bind_fused_obs.cpp — torch's fused moving-average observer + fake quant (buffers updated in place) and
+// the choose_qparams binding: a min / max pass, the qparams rule of cpu/qparams.h, then the fake-quant runner.
+#include <limits>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "bind.h"
+#include "bind_fake_quant.h"
+#include "checks.h"
+#include "cpu/minmax.h"
+#include "cpu/qparams.h"
+#include "dispatch.h"
+#include "layout.h"
+#include "reduce.h"
+
+namespace fakequant {
+namespace {
+
+using MinMaxKernel = void (*)(const MinMaxParams&, int64_t, int64_t, float*, float*);
+constexpr MinMaxKernel kMinMax[] = {minmax_ref, minmax_avx2, minmax_avx512};
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Min and max of x per channel of `axis` (of all of x when axis < 0), into mn / mx.
+void channel_minmax(const at::Tensor& x, int64_t axis, std::vector<float>& mn, std::vector<float>& mx) {
+  const int64_t channels = static_cast<int64_t>(mn.size());
+  MinMaxParams p;
+  p.dtype = check_float_input(x, "input");
+  p.it = make_strided(walk_order(x, axis), x, x, axis, &p.ch_dim);
+  p.x = x.data_ptr();
+  const BlockPlan plan(x.numel(), channels);
+  std::vector<float> partial(plan.count * 2 * channels);  // per block: minima, maxima
+  const MinMaxKernel k = pick_kernel(kMinMax);
+  for_each_block(plan, [&](int64_t b, int64_t begin, int64_t end) {
+    float* lo = partial.data() + b * 2 * channels;
+    std::fill(lo, lo + channels, kInf);
+    std::fill(lo + channels, lo + 2 * channels, -kInf);
+    k(p, begin, end, lo, lo + channels);
+  });
+  std::fill(mn.begin(), mn.end(), kInf);
+  std::fill(mx.begin(), mx.end(), -kInf);
+  for (int64_t b = 0; b < plan.count; ++b) {
+    for (int64_t c = 0; c < channels; ++c) {
+      mn[c] = fold_min(mn[c], partial[b * 2 * channels + c]);
+      mx[c] = fold_max(mx[c], partial[b * 2 * channels + channels + c]);
+    }
+  }
+}
+
+// A buffer's elements as a contiguous tensor; commit() writes them back when that took a copy.
+struct Buffer {
+  at::Tensor& dst;
+  at::Tensor data;
+  explicit Buffer(at::Tensor& t) : dst(t), data(t.contiguous()) {}
+  void commit() {
+    if (!data.is_same(dst)) dst.copy_(data);
+  }
+};
+
+using FusedResult = std::tuple<at::Tensor, std::optional<at::Tensor>, std::vector<int64_t>>;
+
+// (output, mask or None when the gradient passes everywhere, walk order for mask_grad).
+FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::Tensor& fake_quant_on,
+                  at::Tensor running_min, at::Tensor running_max, at::Tensor scale, at::Tensor zero_point,
+                  double averaging_const, int64_t qmin, int64_t qmax, int64_t ch_axis, bool per_row,
+                  bool symmetric, bool need_mask) {
+  check_cpu(x, "input");
+  check_float_input(x, "input");
+  check_same_device({{"input", &x}, {"observer_on", &observer_on}, {"fake_quant_on", &fake_quant_on},
+                     {"running_min", &running_min}, {"running_max", &running_max}, {"scale", &scale},
+                     {"zero_point", &zero_point}});
+  check_averaging_const(averaging_const);
+  check_quant_range_nonempty(qmin, qmax);
+  check_single(observer_on, "observer_on");
+  check_single(fake_quant_on, "fake_quant_on");
+  check_dtype(running_min, "running_min", {at::kFloat});
+  check_dtype(running_max, "running_max", {at::kFloat});
+  check_dtype(scale, "scale", {at::kFloat});
+  check_dtype(zero_point, "zero_point", {at::kInt});
+  int64_t channels = 1;
+  if (per_row) {
+    check_axis(x, ch_axis, "ch_axis");
+    channels = x.size(ch_axis);
+    if (running_min.numel() == 0) {  // the first per-channel call sizes the buffers, as torch's does
+      running_min.resize_({channels}).fill_(kInf);
+      running_max.resize_({channels}).fill_(-kInf);
+      scale.resize_({channels}).fill_(1.0);  // torch leaves these two uninitialised
+      zero_point.resize_({channels}).fill_(0);
+    }
+    check_1d(running_min, "running_min", channels);
+    check_1d(running_max, "running_max", channels);
+    check_1d(scale, "scale", channels);
+    check_1d(zero_point, "zero_point", channels);
+  } else {
+    if (ch_axis >= x.dim())
+      value_error("ch_axis (" + std::to_string(ch_axis) + ") must be < input.dim() (" + std::to_string(x.dim()) + ")");
+    check_single(running_min, "running_min");
+    check_single(running_max, "running_max");
+    check_single(scale, "scale");
+    check_single(zero_point, "zero_point");
+  }
+  if (x.numel() == 0) return {x.clone(), std::nullopt, {}};
+
+  Buffer rmin(running_min), rmax(running_max);
+  float* lo = rmin.data.data_ptr<float>();
+  float* hi = rmax.data.data_ptr<float>();
+  if (observer_on.item().toLong() != 0) {
+    std::vector<float> mn(channels), mx(channels);
+    channel_minmax(x, per_row ? ch_axis : -1, mn, mx);
+    const float c = static_cast<float>(averaging_const);
+    for (int64_t i = 0; i < channels; ++i) {
+      lo[i] = moving_average(lo[i], mn[i], c);
+      hi[i] = moving_average(hi[i], mx[i], c);
+    }
+    rmin.commit();
+    rmax.commit();
+  }
+  if (fake_quant_on.item().toLong() == 0) return {x.clone(), std::nullopt, {}};
+
+  Buffer s(scale), z(zero_point);
+  float* sp = s.data.data_ptr<float>();
+  int32_t* zp = z.data.data_ptr<int32_t>();
+  std::vector<float> zp_float(channels);
+  for (int64_t i = 0; i < channels; ++i) {
+    const QParams q = choose_qparams(lo[i], hi[i], static_cast<int32_t>(qmin), static_cast<int32_t>(qmax), symmetric);
+    sp[i] = q.scale;
+    zp[i] = q.zero_point;
+    zp_float[i] = static_cast<float>(q.zero_point);
+  }
+  s.commit();
+  z.commit();
+  auto [y, mask, order] = run_fake_quant(x, sp, zp_float.data(), per_row ? ch_axis : -1, ZeroPointMode::RoundThenAdd,
+                                         per_row, qmin, qmax, need_mask);
+  return {y, need_mask ? std::optional<at::Tensor>(mask) : std::nullopt, order};
+}
+
+// Per element of min_val / max_val: (scale float32, zero_point int32) with min_val's shape.
+std::tuple<at::Tensor, at::Tensor> choose_qparams_tensor(const at::Tensor& min_val, const at::Tensor& max_val,
+                                                         int64_t qmin, int64_t qmax, bool symmetric) {
+  check_quant_range_nonempty(qmin, qmax);
+  check_cpu(min_val, "min_val");
+  check_same_device({{"min_val", &min_val}, {"max_val", &max_val}});
+  check_float_input(min_val, "min_val");
+  check_float_input(max_val, "max_val");
+  check_same_shape(min_val, "min_val", max_val, "max_val");
+  const at::Tensor lo = min_val.to(at::kFloat).contiguous(), hi = max_val.to(at::kFloat).contiguous();
+  at::Tensor scale = at::empty(min_val.sizes(), min_val.options().dtype(at::kFloat));
+  at::Tensor zero_point = at::empty(min_val.sizes(), min_val.options().dtype(at::kInt));
+  const float* l = lo.data_ptr<float>();
+  const float* h = hi.data_ptr<float>();
+  for (int64_t i = 0; i < lo.numel(); ++i) {
+    const QParams q = choose_qparams(l[i], h[i], static_cast<int32_t>(qmin), static_cast<int32_t>(qmax), symmetric);
+    scale.data_ptr<float>()[i] = q.scale;
+    zero_point.data_ptr<int32_t>()[i] = q.zero_point;
+  }
+  return {scale, zero_point};
+}
+
+}  // namespace
+
+void bind_fused_obs(pybind11::module_& m) {
+  using namespace pybind11::literals;
+  m.def("fused_obs_fake_quant", &fused, "input"_a, "observer_on"_a, "fake_quant_on"_a, "running_min"_a,
+        "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a,
+        "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a);
+  m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
+        "symmetric"_a,
+        "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");
+  m.def("fused_obs_isa", [] { return std::string(isa_name(dispatch_isa(Isa::Avx512))); });
+}
+
+}  // namespace fakequant

@@ -1,0 +1,38 @@
+// minmax.h — per-channel min / max reduction kernels (the fused observer's first pass): NaN-sticky
+// folds, the scalar row form and per-ISA entry points. Each entry point folds the elements
+// [begin, end) of p.it into mn[c] / mx[c], which the caller starts at +inf / -inf.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "../params.h"
+#include "quantize.h"
+#include "strided.h"
+
+namespace fakequant {
+
+// A channel that has met a NaN stays NaN (torch.aminmax propagates NaN). Otherwise the same choice
+// as x86 MINPS / MAXPS with the accumulator first, so scalar and vector folds agree.
+inline float fold_min(float acc, float v) { return std::isnan(acc) || acc < v ? acc : v; }
+inline float fold_max(float acc, float v) { return std::isnan(acc) || acc > v ? acc : v; }
+
+inline void minmax_row_scalar(const MinMaxParams& p, const int64_t* idx, int64_t off, int64_t n, float* mn,
+                              float* mx) {
+  const int last = p.it.ndim - 1;
+  const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
+  const int64_t dc = p.ch_dim == last ? 1 : 0;
+  const int64_t st = p.it.in_stride[last];
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = c0 + i * dc;
+    const float v = load_as_float(p.x, off + i * st, p.dtype);  // exact, or monotone from float64
+    mn[c] = fold_min(mn[c], v);
+    mx[c] = fold_max(mx[c], v);
+  }
+}
+
+void minmax_ref(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
+void minmax_avx2(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
+void minmax_avx512(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
+
+}  // namespace fakequant
