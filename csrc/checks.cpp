@@ -125,6 +125,16 @@ void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale,
   check_1d(zero_point, "zero_point", input.size(axis));
 }
 
+void check_dim(const at::Tensor& t, const char* name, int64_t dim) {
+  if (t.dim() != dim)
+    value_error(std::string(name) + " must have " + std::to_string(dim) + " dims, got " + std::to_string(t.dim()));
+}
+
+void check_scale(double scale, const char* name) {
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    value_error(std::string(name) + " must be a finite number > 0, got " + std::to_string(scale));
+}
+
 void check_cpu(const at::Tensor& t, const char* name) {
   if (!t.device().is_cpu())
     throw std::runtime_error(std::string("fakequant: ") + name + " is on " + t.device().str() +

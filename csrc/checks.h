@@ -46,6 +46,10 @@ void check_single(const at::Tensor& t, const char* name);
 // 1-D of input.size(axis), same device.
 void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale, const at::Tensor& zero_point,
                                int64_t axis, bool float_zp_ok);
+// t has exactly `dim` dims.
+void check_dim(const at::Tensor& t, const char* name, int64_t dim);
+// A quantization scale: finite and > 0.
+void check_scale(double scale, const char* name);
 // The CPU kernels run here; CUDA tensors go to the CUDA kernels when they are built.
 void check_cpu(const at::Tensor& t, const char* name);
 // A fake-quant mask (int64 words) holds at least numel bits.

@@ -1,0 +1,1 @@
+"""fakequant.nn — modules: int8 inference modules in fakequant.nn.quantized."""
