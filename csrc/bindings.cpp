@@ -26,4 +26,7 @@ PYBIND11_MODULE(_C, m) {
   fakequant::bind_lsq(m);
   fakequant::bind_fused_obs(m);
   fakequant::bind_int8(m);
+#ifdef FAKEQUANT_WITH_CUDA
+  fakequant::bind_cuda(m);
+#endif
 }

@@ -141,4 +141,18 @@ void check_cpu(const at::Tensor& t, const char* name) {
                              "; this op has no kernel for that device in this build");
 }
 
+void check_mask_covers(const at::Tensor& mask, int64_t numel) {
+  if (mask.numel() * 64 < numel) value_error("mask is too short for grad");
+}
+
+void check_cuda(const at::Tensor& t, const char* name) {
+  if (!t.is_cuda())
+    throw std::runtime_error(std::string("fakequant: ") + name + " is on " + t.device().str() +
+                             "; the CUDA kernels need CUDA tensors");
+}
+
+void check_contiguous(const at::Tensor& t, const char* name) {
+  if (!t.is_contiguous()) value_error(std::string(name) + " must be contiguous");
+}
+
 }  // namespace fakequant

@@ -52,5 +52,11 @@ void check_dim(const at::Tensor& t, const char* name, int64_t dim);
 void check_scale(double scale, const char* name);
 // The CPU kernels run here; CUDA tensors go to the CUDA kernels when they are built.
 void check_cpu(const at::Tensor& t, const char* name);
+// A fake-quant mask (int64 words) holds at least numel bits.
+void check_mask_covers(const at::Tensor& mask, int64_t numel);
+// The _C.cuda_* functions take CUDA tensors only.
+void check_cuda(const at::Tensor& t, const char* name);
+// t is contiguous (a buffer a kernel updates in place).
+void check_contiguous(const at::Tensor& t, const char* name);
 
 }  // namespace fakequant

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
+from .ops import _kernel
 
 
 class _FusedObsFakeQuant(torch.autograd.Function):
@@ -12,7 +13,7 @@ class _FusedObsFakeQuant(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, *args):
-        y, mask, order = _C.fused_obs_fake_quant(x, *args, True)
+        y, mask, order = _kernel("fused_obs_fake_quant", x)(x, *args, True)
         ctx.save_for_backward(mask)
         ctx.order = order
         ctx.nargs = len(args)
@@ -21,7 +22,7 @@ class _FusedObsFakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        dx = grad if mask is None else _C.mask_grad(grad, mask, ctx.order)
+        dx = grad if mask is None else _kernel("mask_grad", grad)(grad, mask, ctx.order)
         return (dx,) + (None,) * ctx.nargs
 
 
@@ -36,7 +37,7 @@ def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_m
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
     if input.requires_grad and torch.is_grad_enabled():
         return _FusedObsFakeQuant.apply(input, *args)
-    return _C.fused_obs_fake_quant(input, *args, False)[0]
+    return _kernel("fused_obs_fake_quant", input)(input, *args, False)[0]
 
 
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):

@@ -6,6 +6,7 @@ from typing import NamedTuple
 import torch
 
 from . import _C
+from .ops import _kernel
 
 
 class PackedWeight(NamedTuple):
@@ -49,6 +50,8 @@ def int8_mm(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """input (uint8 or int8 [M, K], any strides) @ weight.T (int8 [N, K]) as int32 [M, N], exactly
     input.long() @ weight.long().T. Pack the weight once with pack_weight for repeated products."""
     _check_tensor(input, "input")
+    if input.device.type == "cuda":
+        return _kernel("int8_mm", input)(input, weight)
     return int8_mm_packed(input, pack_weight(weight))
 
 

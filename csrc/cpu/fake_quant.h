@@ -12,27 +12,38 @@
 
 namespace fakequant {
 
-// One element of torch's fake-quant ops; writes y and returns the mask bit.
-inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
-  const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
-  if (p.dtype == DType::F64) {  // x * inv_scale in double; y in double only in the per-channel op
-    double qf = quantize_unclamped(static_cast<const double*>(p.x)[xi], inv, zp, p.zp_mode);
-    if (p.int64_cast) qf = emulate_int64_cast(qf);
-    const double q = clamp_q(qf, p.quant_min, p.quant_max);
-    static_cast<double*>(p.y)[yi] = p.int64_cast ? (q - zp) * static_cast<double>(s)
-                                                 : dequantize(static_cast<float>(q), zp, s);
-    return in_quant_range(qf, p.quant_min, p.quant_max);
-  }
-  float qf = quantize_unclamped(load_as_float(p.x, xi, p.dtype), inv, zp, p.zp_mode);
+// torch's fake-quant rule on one loaded value with its channel's scale, 1/scale and zero point:
+// returns y and sets m (the mask bit). float for float32/float16/bfloat16 inputs.
+FQ_HD inline float fake_quant_value(const FakeQuantParams& p, float x, float s, float inv, float zp, bool& m) {
+  float qf = quantize_unclamped(x, inv, zp, p.zp_mode);
   if (p.int64_cast) qf = emulate_int64_cast(qf);
+  m = in_quant_range(qf, p.quant_min, p.quant_max);
   const float q = clamp_q(qf, p.quant_min, p.quant_max);
   // A float zero point makes torch subtract and multiply in double (the result can differ by
   // double rounding); an integer one is exact either way.
-  const float y = p.zp_mode == ZeroPointMode::AddThenRound
-                      ? static_cast<float>((static_cast<double>(q) - zp) * s)
-                      : dequantize(q, zp, s);
-  store_from_float(p.y, yi, p.dtype, y);
-  return in_quant_range(qf, p.quant_min, p.quant_max);
+  return p.zp_mode == ZeroPointMode::AddThenRound ? static_cast<float>((static_cast<double>(q) - zp) * s)
+                                                  : dequantize(q, zp, s);
+}
+
+// float64 inputs: x * inv_scale in double; y in double only in the per-channel op.
+FQ_HD inline double fake_quant_value(const FakeQuantParams& p, double x, float s, float inv, float zp, bool& m) {
+  double qf = quantize_unclamped(x, inv, zp, p.zp_mode);
+  if (p.int64_cast) qf = emulate_int64_cast(qf);
+  m = in_quant_range(qf, p.quant_min, p.quant_max);
+  const double q = clamp_q(qf, p.quant_min, p.quant_max);
+  return p.int64_cast ? (q - zp) * static_cast<double>(s) : dequantize(static_cast<float>(q), zp, s);
+}
+
+// One element of torch's fake-quant ops; writes y and returns the mask bit.
+inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
+  const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
+  bool m;
+  if (p.dtype == DType::F64) {
+    static_cast<double*>(p.y)[yi] = fake_quant_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m);
+  } else {
+    store_from_float(p.y, yi, p.dtype, fake_quant_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m));
+  }
+  return m;
 }
 
 // A row of n elements through the scalar element function (reference kernel, tails, odd strides).
@@ -49,11 +60,14 @@ inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, 
 }
 
 // dx = dy * mask, with dy * 0 giving -0 or NaN exactly as torch's grad * mask does.
+template <class T>
+FQ_HD inline T masked_grad(T dy, bool m) { return dy * (m ? T(1) : T(0)); }
+
 inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.dx)[out] = static_cast<const double*>(p.dy)[in] * (m ? 1.0 : 0.0);
+    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m);
   } else {
-    store_from_float(p.dx, out, p.dtype, load_as_float(p.dy, in, p.dtype) * (m ? 1.0f : 0.0f));
+    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m));
   }
 }
 

@@ -15,7 +15,7 @@ namespace fakequant {
 
 // The integer zero point torch's LSQ ops derive from the learnable float one: round half to even
 // and clamp (forward; per-channel backward), or add 0.5, clamp and truncate (per-tensor backward).
-inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
+FQ_HD inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
   if (per_tensor_backward) return std::trunc(std::min(std::max(zp + 0.5f, qmin), qmax));
   return std::min(std::max(std::nearbyint(zp), qmin), qmax);
 }
@@ -30,7 +30,7 @@ struct LsqGrad {
 // x86 build contracts two steps into fused multiply-adds (checked element by element on torch 2.13):
 // x * inv + zp, which decides ties, and xfq - x = (q - zp) * s - x are each rounded once.
 template <class T>
-static inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
+FQ_HD static inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
   const float inv = inv_scale_of(s);
   const T xq = emulate_int64_cast(static_cast<T>(std::nearbyint(std::fma(x, T(inv), T(zp)))));
   if (in_quant_range(xq, qmin, qmax)) {

@@ -2,7 +2,8 @@
 //
 // q = clamp(round_half_even(x * (1/scale)) + zero_point, quant_min, quant_max), computed in float
 // exactly as torch does. Every CPU kernel (fake quant, LSQ, fused observer, convert, int8) uses
-// these functions for scalars and tails; vector kernels mirror them instruction for instruction.
+// these functions for scalars and tails; vector kernels mirror them instruction for instruction;
+// CUDA kernels call them directly (FQ_HD), compiled without FMA contraction (-fmad=false).
 #pragma once
 
 #include <cmath>
@@ -16,11 +17,11 @@ namespace fakequant {
 // Values of |q| at or above 2^63 do not fit torch's int64 cast (x86 gives INT64_MIN).
 constexpr float kInt64Limit = 9.2233720368547758e18f;
 
-inline float inv_scale_of(float scale) { return 1.0f / scale; }
+FQ_HD inline float inv_scale_of(float scale) { return 1.0f / scale; }
 
 // Unclamped quantized value (float or double, as torch computes it for that input type).
 template <class T>
-inline T quantize_unclamped(T x, float inv_scale, float zp, ZeroPointMode mode) {
+FQ_HD inline T quantize_unclamped(T x, float inv_scale, float zp, ZeroPointMode mode) {
   if (mode == ZeroPointMode::RoundThenAdd) return static_cast<T>(zp) + std::nearbyint(x * inv_scale);
   return static_cast<T>(std::nearbyint(static_cast<float>(zp + x * inv_scale)));  // lrintf
 }
@@ -28,20 +29,20 @@ inline T quantize_unclamped(T x, float inv_scale, float zp, ZeroPointMode mode) 
 // torch's per-channel op casts to int64 before clamping: anything that does not fit (NaN, inf,
 // |q| >= 2^63) becomes INT64_MIN, which then clamps to quant_min with a zero mask.
 template <class T>
-inline T emulate_int64_cast(T qf) {
+FQ_HD inline T emulate_int64_cast(T qf) {
   return std::fabs(qf) < static_cast<T>(kInt64Limit) ? qf : -INFINITY;
 }
 
 template <class T>
-inline bool in_quant_range(T qf, float qmin, float qmax) { return qmin <= qf && qf <= qmax; }
+FQ_HD inline bool in_quant_range(T qf, float qmin, float qmax) { return qmin <= qf && qf <= qmax; }
 
 // fmax first: a NaN qf clamps to quant_min, as std::fmax does in torch.
 template <class T>
-inline T clamp_q(T qf, float qmin, float qmax) {
+FQ_HD inline T clamp_q(T qf, float qmin, float qmax) {
   return std::fmin(std::fmax(qf, static_cast<T>(qmin)), static_cast<T>(qmax));
 }
 
-inline float dequantize(float q, float zp, float scale) { return (q - zp) * scale; }
+FQ_HD inline float dequantize(float q, float zp, float scale) { return (q - zp) * scale; }
 
 // Element conversions: fp16/bf16 load to float exactly; stores round to nearest even as c10 does.
 inline float half_to_float(uint16_t h) {
