@@ -16,7 +16,7 @@ struct ConvGeometry {
 
 // Element offset in x of pixel (iy, ix) under tap (i, j) of output pixel q = (b, oy, ox) numbered
 // row-major, or -1 where the tap falls in the padding.
-inline int64_t conv_tap_offset(const ConvGeometry& g, int64_t q, int64_t i, int64_t j) {
+static inline int64_t conv_tap_offset(const ConvGeometry& g, int64_t q, int64_t i, int64_t j) {
   const int64_t b = q / (g.oh * g.ow), oy = q / g.ow % g.oh, ox = q % g.ow;
   const int64_t iy = oy * g.sh - g.ph + i * g.dh, ix = ox * g.sw - g.pw + j * g.dw;
   if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return -1;

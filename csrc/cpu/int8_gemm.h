@@ -24,10 +24,10 @@ constexpr int64_t kNB = 64;
 constexpr int64_t kKPad = 64;
 constexpr int64_t kGroupBytes = kNB * 4;
 
-inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-inline int64_t packed_k(int64_t k) { return round_up(k > 0 ? k : 1, kKPad); }
-inline int64_t packed_blocks(int64_t n) { return (n + kNB - 1) / kNB; }
-inline int64_t packed_bytes(int64_t n, int64_t k) { return packed_blocks(n) * packed_k(k) * kNB; }
+static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static inline int64_t packed_k(int64_t k) { return round_up(k > 0 ? k : 1, kKPad); }
+static inline int64_t packed_blocks(int64_t n) { return (n + kNB - 1) / kNB; }
+static inline int64_t packed_bytes(int64_t n, int64_t k) { return packed_blocks(n) * packed_k(k) * kNB; }
 
 // Largest K for which every exact u8 x s8 (or s8 x s8) dot product fits int32: 255 * 128 * K < 2^31.
 constexpr int64_t kMaxGemmK = 65793;
@@ -82,7 +82,7 @@ void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float
 // ---- shared scalar pieces (reference kernel, tails, vector kernels' edges) -------------------------
 
 // Byte k of activation row m as the kernels multiply it: u8, or s8 shifted by +128.
-inline uint8_t a_byte(const Int8GemmParams& p, int64_t m, int64_t k) {
+static inline uint8_t a_byte(const Int8GemmParams& p, int64_t m, int64_t k) {
   if (p.conv) {
     const ConvGeometry& g = *p.conv;
     const int64_t cg = p.b.k / (g.kh * g.kw), tap = k / cg;
@@ -110,7 +110,7 @@ void a_row_sums(ARows a, int64_t rows, int64_t k, int32_t* rowsum);
 uint8_t a_max(ARows a, int64_t rows, int64_t k);
 
 // Corrected accumulator: acc - col_corr[n] - w_zp[n] * rowsum[m], wrapping mod 2^32 like the vector code.
-inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n, int32_t rowsum) {
+static inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n, int32_t rowsum) {
   uint32_t r = static_cast<uint32_t>(acc) - static_cast<uint32_t>(p.v.col_corr[n]);
   if (p.w_zp_nonzero) r -= static_cast<uint32_t>(p.v.w_zp[n]) * static_cast<uint32_t>(rowsum);
   return static_cast<int32_t>(r);
@@ -121,7 +121,7 @@ inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n, int32_
 constexpr float kRequantClamp = 1024.f;
 
 // fbgemm's ReQuantizeOutput: clamp(lrintf((acc + bias / a) * (a / sy)) + zy, lo, hi).
-inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, int32_t lo, int32_t hi) {
+static inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, int32_t lo, int32_t hi) {
   float f = (static_cast<float>(acc) + bias_div) * mult;
   f = std::fmin(std::fmax(f, -kRequantClamp), kRequantClamp);
   int32_t q = static_cast<int32_t>(std::lrintf(f)) + zp;
@@ -130,7 +130,7 @@ inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, i
 }
 
 // One output element of the epilogue, from the raw accumulator.
-inline void store_scalar(const Int8GemmParams& p, int64_t m, int64_t n, int32_t acc, int32_t rowsum) {
+static inline void store_scalar(const Int8GemmParams& p, int64_t m, int64_t n, int32_t acc, int32_t rowsum) {
   const int32_t c = corrected(p, acc, n, rowsum);
   switch (p.epi) {
     case Epilogue::Int32: static_cast<int32_t*>(p.out)[m * p.ldc + n] = c; break;

@@ -15,7 +15,7 @@ namespace fakequant {
 
 // The integer zero point torch's LSQ ops derive from the learnable float one: round half to even
 // and clamp (forward; per-channel backward), or add 0.5, clamp and truncate (per-tensor backward).
-FQ_HD inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
+FQ_HD static inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
   if (per_tensor_backward) return std::trunc(std::min(std::max(zp + 0.5f, qmin), qmax));
   return std::min(std::max(std::nearbyint(zp), qmin), qmax);
 }

@@ -24,7 +24,7 @@ struct QConvertParams {
 };
 
 // q = clamp(round_half_even(x * (1/scale)) + zero_point): exactly the q fake quant dequantizes.
-inline int32_t quantize_element(const QConvertParams& p, int64_t xi, int64_t c) {
+static inline int32_t quantize_element(const QConvertParams& p, int64_t xi, int64_t c) {
   const float inv = inv_scale_of(p.scale[c]), zp = p.zero_point[c];
   if (p.dtype == DType::F64) {
     const double qf = quantize_unclamped(static_cast<const double*>(p.x)[xi], inv, zp, ZeroPointMode::RoundThenAdd);
@@ -34,11 +34,11 @@ inline int32_t quantize_element(const QConvertParams& p, int64_t xi, int64_t c) 
   return static_cast<int32_t>(clamp_q(qf, p.quant_min, p.quant_max));
 }
 
-inline float load_q(const void* q, int64_t i, bool q_signed) {
+static inline float load_q(const void* q, int64_t i, bool q_signed) {
   return q_signed ? static_cast<const int8_t*>(q)[i] : static_cast<const uint8_t*>(q)[i];
 }
 
-inline void store_q(void* q, int64_t i, bool q_signed, int32_t v) {
+static inline void store_q(void* q, int64_t i, bool q_signed, int32_t v) {
   if (q_signed) {
     static_cast<int8_t*>(q)[i] = static_cast<int8_t>(v);
   } else {
@@ -47,7 +47,7 @@ inline void store_q(void* q, int64_t i, bool q_signed, int32_t v) {
 }
 
 // A row of n elements through the scalar element functions (reference kernel, odd strides, tails).
-inline void quantize_row_scalar(const QConvertParams& p, const int64_t* idx, int64_t in_off, int64_t out_off,
+static inline void quantize_row_scalar(const QConvertParams& p, const int64_t* idx, int64_t in_off, int64_t out_off,
                                 int64_t n) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim], dc = p.ch_dim == last ? 1 : 0;
@@ -56,7 +56,7 @@ inline void quantize_row_scalar(const QConvertParams& p, const int64_t* idx, int
             quantize_element(p, in_off + i * p.it.in_stride[last], c0 + i * dc));
 }
 
-inline void dequantize_row_scalar(const QConvertParams& p, const int64_t* idx, int64_t in_off, int64_t out_off,
+static inline void dequantize_row_scalar(const QConvertParams& p, const int64_t* idx, int64_t in_off, int64_t out_off,
                                   int64_t n) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim], dc = p.ch_dim == last ? 1 : 0;
@@ -68,7 +68,7 @@ inline void dequantize_row_scalar(const QConvertParams& p, const int64_t* idx, i
 }
 
 // Rows the vector kernels take: unit strides, float32, one channel per row.
-inline bool qconvert_vector_rows(const QConvertParams& p) {
+static inline bool qconvert_vector_rows(const QConvertParams& p) {
   const int last = p.it.ndim - 1;
   return p.it.in_stride[last] == 1 && p.it.out_stride[last] == 1 && p.dtype == DType::F32 && p.ch_dim != last;
 }

@@ -9,7 +9,7 @@
 namespace fakequant {
 
 // Row m, columns [n, n + valid) with valid in 1..8: raw accumulators through the epilogue.
-inline void store8_avx2(const Int8GemmParams& p, int64_t m, int64_t n, __m256i acc, int valid, int32_t rowsum) {
+static inline void store8_avx2(const Int8GemmParams& p, int64_t m, int64_t n, __m256i acc, int valid, int32_t rowsum) {
   __m256i c = _mm256_sub_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.v.col_corr + n)));
   if (p.w_zp_nonzero) {
     const __m256i zw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.v.w_zp + n));

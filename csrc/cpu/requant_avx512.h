@@ -14,13 +14,13 @@ struct Cols16 {
   __m512 bias, mult;
 };
 
-inline Cols16 cols16(const Int8GemmParams& p, int64_t n) {
+static inline Cols16 cols16(const Int8GemmParams& p, int64_t n) {
   return {_mm512_loadu_si512(p.v.col_corr + n), _mm512_loadu_si512(p.v.w_zp + n), _mm512_loadu_ps(p.v.bias + n),
           _mm512_loadu_ps(p.v.mult + n)};
 }
 
 // Row m, columns [n, n + 16) (lanes in `k` written): raw accumulators through the epilogue.
-inline void store16_avx512(const Int8GemmParams& p, const Cols16& cv, int64_t m, int64_t n, __m512i acc, __mmask16 k,
+static inline void store16_avx512(const Int8GemmParams& p, const Cols16& cv, int64_t m, int64_t n, __m512i acc, __mmask16 k,
                            int32_t rowsum) {
   __m512i c = _mm512_sub_epi32(acc, cv.corr);
   if (p.w_zp_nonzero) c = _mm512_sub_epi32(c, _mm512_mullo_epi32(cv.w_zp, _mm512_set1_epi32(rowsum)));
