@@ -1,1 +1,1 @@
-"""fakequant.nn — modules: int8 inference modules in fakequant.nn.quantized."""
+"""fakequant.nn — QAT modules (nn.qat), fused containers and fused QAT modules (nn.intrinsic), int8 modules (nn.quantized)."""

@@ -1,0 +1,1 @@
+"""Runnable examples of the fakequant QAT workflow (python -m fakequant.examples.qat)."""
