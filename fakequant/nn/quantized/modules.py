@@ -5,6 +5,7 @@ AdaptiveAvgPool2d, Flatten.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from . import functional as qF
@@ -52,6 +53,18 @@ class QFunctional(QParamsModule):
 
     def cat(self, xs, dim: int = 0) -> QTensor:
         return qF.cat(xs, dim, self.scale, self.zero_point, self.quant_min, self.quant_max)
+
+    def _float_op(self, op, *xs) -> QTensor:
+        """quantize(op(dequantized inputs)): the fake-quant model's arithmetic exactly, for the ops
+        without an int8 kernel (their inputs' dequantized values equal the fake-quantized ones)."""
+        return quantize(op(*(check_qtensor(x).dequantize() for x in xs)), self.scale, self.zero_point,
+                        self.quant_min, self.quant_max)
+
+    def matmul(self, a, b) -> QTensor:
+        return self._float_op(torch.matmul, a, b)
+
+    def mean(self, x, dim, keepdim: bool = False) -> QTensor:
+        return self._float_op(lambda t: torch.mean(t, dim, keepdim), x)
 
     def forward(self, x):
         raise RuntimeError("fakequant: QFunctional is called through add / add_relu / mul / cat, not forward")
