@@ -1,20 +1,12 @@
-"""benchmarks/cuda.py — fakequant's CUDA kernels against same-run baselines (copy, torch's CUDA ops, cuBLAS).
+"""benchmarks/cuda_bench.py — fakequant's CUDA kernels against same-run baselines (copy, torch's CUDA ops, cuBLAS).
 
 Tables: fake-quant GB/s against a device-to-device copy and torch's ops; LSQ and the fused observer
 against torch; int8 GEMM TOPS against torch._int_mm (cuBLASLt) and fp16 / bf16 matmul; CUDA graph
 replay against eager launches for small shapes. Exits with a message when there is no GPU.
-Usage: python benchmarks/cuda.py [--quick]
+Usage: python benchmarks/cuda_bench.py [--quick]
 """
 import argparse
-import os
 import statistics
-import sys
-
-# This file is named cuda.py: drop its folder from the path so it does not shadow the `cuda` package
-# torch imports, and import the checkout's fakequant.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
 
 import torch  # noqa: E402
 
@@ -190,10 +182,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer timed iterations")
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("benchmarks/cuda.py: no CUDA GPU available; nothing to measure.")
+        print("benchmarks/cuda_bench.py: no CUDA GPU available; nothing to measure.")
         return 0
     if not _C.cuda_built:
-        print("benchmarks/cuda.py: fakequant was built without CUDA kernels; rebuild with a CUDA torch and nvcc.")
+        print("benchmarks/cuda_bench.py: fakequant was built without CUDA kernels; rebuild with a CUDA torch and nvcc.")
         return 0
     iters = 5 if args.quick else 30
     print(f"# fakequant CUDA benchmarks on {torch.cuda.get_device_name()} (torch {torch.__version__})")
