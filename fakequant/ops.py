@@ -23,7 +23,8 @@ def _need_mask(x: torch.Tensor) -> bool:
 
 
 class _MaskedFakeQuant(torch.autograd.Function):
-    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask."""
+    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask, or
+    grad itself where the kernel returned no mask (the gradient passes everywhere)."""
 
     @staticmethod
     def forward(ctx, x, kernel, *args):
@@ -36,7 +37,8 @@ class _MaskedFakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return (_kernel("mask_grad", grad)(grad, mask, ctx.order), None) + (None,) * ctx.nargs
+        dx = grad if mask is None else _kernel("mask_grad", grad)(grad, mask, ctx.order)
+        return (dx, None) + (None,) * ctx.nargs
 
 
 def _apply(kernel, x, *args):

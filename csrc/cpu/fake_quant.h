@@ -4,11 +4,11 @@
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
 
 #include "../params.h"
 #include "quantize.h"
 #include "strided.h"
+#include "vec_rows.h"
 
 namespace fakequant {
 
@@ -86,31 +86,22 @@ static inline bool vector_rows(const Strided& it) {
   return it.in_stride[it.ndim - 1] == 1 && it.out_stride[it.ndim - 1] == 1;
 }
 
-static inline int64_t elem_size(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
-
-template <DType T>
-using DTypeTag = std::integral_constant<DType, T>;
-template <bool B>
-using BoolTag = std::integral_constant<bool, B>;
-
-template <class F>
-static inline void with_bool(bool b, F&& f) {
-  if (b) {
-    f(BoolTag<true>{});
-  } else {
-    f(BoolTag<false>{});
-  }
-}
-
-// Calls vec(dtype_tag) for the dtypes the vector kernels take (fp32, fp16, bf16); false otherwise.
-template <class F>
-static inline bool with_vector_dtype(DType t, F&& vec) {
-  switch (t) {
-    case DType::F32: vec(DTypeTag<DType::F32>{}); return true;
-    case DType::F16: vec(DTypeTag<DType::F16>{}); return true;
-    case DType::BF16: vec(DTypeTag<DType::BF16>{}); return true;
-    default: return false;
-  }
+// The vector kernels' range loop (unit strides, dtype T): row(per_lane, c, x, y, n, bw) does the
+// vectors of one row whose first element has channel c (per_lane: channels innermost) and returns
+// how many elements it did; the scalar form does the rest.
+template <DType T, class Row>
+static inline void fake_quant_rows(const FakeQuantParams& p, int64_t begin, int64_t end, Row&& row) {
+  BitWriter bw(p.mask, begin);
+  const int last = p.it.ndim - 1;
+  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t in_off, int64_t out_off, int64_t n) {
+    const char* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
+    char* y = static_cast<char*>(p.y) + out_off * elem_size(T);
+    const int64_t done = row(p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim], x, y, n, bw);
+    if (done == n) return;
+    with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
+      fake_quant_row_scalar(p, tail_idx, in_off + done, out_off + done, n - done, bw);
+    });
+  });
 }
 
 // The vector kernels' entry: vec(dtype_tag, int64_cast_tag, has_mask_tag) where the vector path

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "quantize.h"
+#include "simd.h"
 
 namespace fakequant {
 
@@ -60,9 +61,6 @@ static inline void store16(void* p, __m512 v) {
     _mm256_storeu_si256(static_cast<__m256i*>(p), to_16bit<T>(v));
   }
 }
-
-// Lanes [0, n) of a 16-lane vector, n >= 0.
-static inline __mmask16 lanes16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
 // torch's int64 cast of a rounded value: NaN, inf and |q| >= 2^63 become -inf (then quant_min).
 static inline __m512 int64_cast16(__m512 q) {

@@ -119,6 +119,23 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
 
 // ---- learnable (LSQ) ----
 
+// The argument checks of the four LSQ entry points (axis < 0: per tensor).
+void check_lsq_args(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
+                    int64_t qmin, int64_t qmax) {
+  check_quant_range(qmin, qmax);
+  if (axis < 0) {
+    check_same_device({{"input", &x}, {"scale", &scale}, {"zero_point", &zero_point}});
+    check_cuda(x, "input");
+    check_single(scale, "scale");
+    check_single(zero_point, "zero_point");
+  } else {
+    check_per_channel_qparams(x, scale, zero_point, axis, /*float_zp_ok=*/true);
+    check_cuda(x, "input");
+  }
+  check_dtype(scale, "scale", {at::kFloat});
+  check_dtype(zero_point, "zero_point", {at::kFloat});
+}
+
 // Forward: torch's learnable op is the plain fake quant with zero_point rounded and clamped.
 at::Tensor lsq_forward(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
                        int64_t qmin, int64_t qmax) {
@@ -138,23 +155,13 @@ at::Tensor lsq_forward(const at::Tensor& x, const at::Tensor& scale, const at::T
 
 at::Tensor lsq_per_tensor(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t qmin,
                           int64_t qmax) {
-  check_quant_range(qmin, qmax);
-  check_same_device({{"input", &x}, {"scale", &scale}, {"zero_point", &zero_point}});
-  check_cuda(x, "input");
-  check_single(scale, "scale");
-  check_single(zero_point, "zero_point");
-  check_dtype(scale, "scale", {at::kFloat});
-  check_dtype(zero_point, "zero_point", {at::kFloat});
+  check_lsq_args(x, scale, zero_point, -1, qmin, qmax);
   return lsq_forward(x, scale, zero_point, -1, qmin, qmax);
 }
 
 at::Tensor lsq_per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
                            int64_t qmin, int64_t qmax) {
-  check_quant_range(qmin, qmax);
-  check_per_channel_qparams(x, scale, zero_point, axis, /*float_zp_ok=*/true);
-  check_cuda(x, "input");
-  check_dtype(scale, "scale", {at::kFloat});
-  check_dtype(zero_point, "zero_point", {at::kFloat});
+  check_lsq_args(x, scale, zero_point, axis, qmin, qmax);
   return lsq_forward(x, scale, zero_point, axis, qmin, qmax);
 }
 
@@ -202,13 +209,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsq_per_tensor_backward(const at:
                                                                        const at::Tensor& scale,
                                                                        const at::Tensor& zero_point, int64_t qmin,
                                                                        int64_t qmax, double grad_factor) {
-  check_quant_range(qmin, qmax);
-  check_same_device({{"input", &x}, {"scale", &scale}, {"zero_point", &zero_point}});
-  check_cuda(x, "input");
-  check_single(scale, "scale");
-  check_single(zero_point, "zero_point");
-  check_dtype(scale, "scale", {at::kFloat});
-  check_dtype(zero_point, "zero_point", {at::kFloat});
+  check_lsq_args(x, scale, zero_point, -1, qmin, qmax);
   return lsq_backward(dy, x, scale, zero_point, -1, qmin, qmax, grad_factor);
 }
 
@@ -217,11 +218,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsq_per_channel_backward(const at
                                                                         const at::Tensor& zero_point, int64_t axis,
                                                                         int64_t qmin, int64_t qmax,
                                                                         double grad_factor) {
-  check_quant_range(qmin, qmax);
-  check_per_channel_qparams(x, scale, zero_point, axis, /*float_zp_ok=*/true);
-  check_cuda(x, "input");
-  check_dtype(scale, "scale", {at::kFloat});
-  check_dtype(zero_point, "zero_point", {at::kFloat});
+  check_lsq_args(x, scale, zero_point, axis, qmin, qmax);
   return lsq_backward(dy, x, scale, zero_point, axis, qmin, qmax, grad_factor);
 }
 
