@@ -17,23 +17,16 @@ using GradKernel = void (*)(const MaskGradParams&, int64_t, int64_t);
 constexpr FqKernel kFakeQuant[] = {fake_quant_ref, fake_quant_avx2, fake_quant_avx512};
 constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx512};
 
-at::Tensor empty_mask(int64_t numel, const at::Tensor& like) {
-  return at::empty({(numel + 63) / 64}, like.options().dtype(at::kLong));
-}
-
 }  // namespace
 
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
-  at::Tensor y = at::empty_like(x, at::MemoryFormat::Preserve);
-  at::Tensor mask = need_mask ? empty_mask(x.numel(), x) : at::empty({0}, x.options().dtype(at::kLong));
-  std::vector<int64_t> order = walk_order(x, axis);
-  p.it = make_strided(order, x, y, axis, &p.ch_dim);
+  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim);
   p.x = x.data_ptr();
-  p.y = y.data_ptr();
-  p.mask = need_mask ? reinterpret_cast<uint64_t*>(mask.data_ptr<int64_t>()) : nullptr;
+  p.y = o.y.data_ptr();
+  p.mask = need_mask ? reinterpret_cast<uint64_t*>(o.mask.data_ptr<int64_t>()) : nullptr;
   p.scale = scale;
   p.zero_point = zero_point;
   p.zp_mode = mode;
@@ -42,7 +35,7 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
   p.quant_max = static_cast<float>(qmax);
   const FqKernel k = pick_kernel(kFakeQuant);
   parallel_blocks(x.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
-  return {y, mask, order};
+  return {o.y, o.mask, o.order};
 }
 
 namespace {
@@ -94,7 +87,7 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
   check_cpu(dy, "grad");
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
-  if (mask.numel() * 64 < dy.numel()) value_error("mask is too short for grad");
+  check_mask_covers(mask, dy.numel());
   at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Preserve);
   p.it = make_strided(order, dy, dx);
   p.dy = dy.data_ptr();

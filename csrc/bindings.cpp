@@ -25,4 +25,8 @@ PYBIND11_MODULE(_C, m) {
   fakequant::bind_fake_quant(m);
   fakequant::bind_lsq(m);
   fakequant::bind_fused_obs(m);
+  fakequant::bind_int8(m);
+#ifdef FAKEQUANT_WITH_CUDA
+  fakequant::bind_cuda(m);
+#endif
 }

@@ -125,10 +125,34 @@ void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale,
   check_1d(zero_point, "zero_point", input.size(axis));
 }
 
+void check_dim(const at::Tensor& t, const char* name, int64_t dim) {
+  if (t.dim() != dim)
+    value_error(std::string(name) + " must have " + std::to_string(dim) + " dims, got " + std::to_string(t.dim()));
+}
+
+void check_scale(double scale, const char* name) {
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    value_error(std::string(name) + " must be a finite number > 0, got " + std::to_string(scale));
+}
+
 void check_cpu(const at::Tensor& t, const char* name) {
   if (!t.device().is_cpu())
     throw std::runtime_error(std::string("fakequant: ") + name + " is on " + t.device().str() +
                              "; this op has no kernel for that device in this build");
+}
+
+void check_mask_covers(const at::Tensor& mask, int64_t numel) {
+  if (mask.numel() * 64 < numel) value_error("mask is too short for grad");
+}
+
+void check_cuda(const at::Tensor& t, const char* name) {
+  if (!t.is_cuda())
+    throw std::runtime_error(std::string("fakequant: ") + name + " is on " + t.device().str() +
+                             "; the CUDA kernels need CUDA tensors");
+}
+
+void check_contiguous(const at::Tensor& t, const char* name) {
+  if (!t.is_contiguous()) value_error(std::string(name) + " must be contiguous");
 }
 
 }  // namespace fakequant

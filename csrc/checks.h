@@ -46,7 +46,17 @@ void check_single(const at::Tensor& t, const char* name);
 // 1-D of input.size(axis), same device.
 void check_per_channel_qparams(const at::Tensor& input, const at::Tensor& scale, const at::Tensor& zero_point,
                                int64_t axis, bool float_zp_ok);
+// t has exactly `dim` dims.
+void check_dim(const at::Tensor& t, const char* name, int64_t dim);
+// A quantization scale: finite and > 0.
+void check_scale(double scale, const char* name);
 // The CPU kernels run here; CUDA tensors go to the CUDA kernels when they are built.
 void check_cpu(const at::Tensor& t, const char* name);
+// A fake-quant mask (int64 words) holds at least numel bits.
+void check_mask_covers(const at::Tensor& mask, int64_t numel);
+// The _C.cuda_* functions take CUDA tensors only.
+void check_cuda(const at::Tensor& t, const char* name);
+// t is contiguous (a buffer a kernel updates in place).
+void check_contiguous(const at::Tensor& t, const char* name);
 
 }  // namespace fakequant

@@ -45,4 +45,13 @@ Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, co
   return s;
 }
 
+FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim) {
+  FakeQuantOutputs o;
+  o.y = at::empty_like(x, at::MemoryFormat::Preserve);
+  o.mask = at::empty({need_mask ? (x.numel() + 63) / 64 : 0}, x.options().dtype(at::kLong));
+  o.order = walk_order(x, axis);
+  *it = make_strided(o.order, x, o.y, axis, ch_dim);
+  return o;
+}
+
 }  // namespace fakequant

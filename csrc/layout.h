@@ -18,6 +18,15 @@ std::vector<int64_t> walk_order(const at::Tensor& t, int64_t keep = -1);
 Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, const at::Tensor& out,
                      int64_t axis = -1, int* ch_dim = nullptr);
 
+// A fake-quant forward's outputs over x: y (x's memory format), the mask (one bit per element in
+// int64 words; empty unless need_mask) and the walk order, which the backward needs. *it receives
+// the iteration space over x and y, *ch_dim the position of `axis` in it (-1 for none).
+struct FakeQuantOutputs {
+  at::Tensor y, mask;
+  std::vector<int64_t> order;
+};
+FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim);
+
 // Runs kernel(begin, end) over [0, numel) in blocks of kBlock elements on torch's thread pool.
 template <class F>
 void parallel_blocks(int64_t numel, F&& kernel);

@@ -3,6 +3,13 @@
 
 #include <cstdint>
 
+// Marks the scalar rules that host kernels and CUDA kernels share (one definition of the numerics).
+#ifdef __CUDACC__
+#define FQ_HD __host__ __device__
+#else
+#define FQ_HD
+#endif
+
 namespace fakequant {
 
 enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, F64 = 3 };

@@ -4,6 +4,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 from . import _C
 from .fused_obs import choose_qparams, fused_moving_avg_obs_fake_quant
 from .lsq import fake_quantize_learnable_per_channel_affine, fake_quantize_learnable_per_tensor_affine
+from .int8 import PackedWeight, int8_mm, int8_mm_packed, pack_weight
 from .ops import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
 
 
@@ -14,12 +15,15 @@ def backend_info() -> dict:
         "fake_quant": _C.fake_quant_isa(),
         "lsq": _C.lsq_isa(),
         "fused_obs": _C.fused_obs_isa(),
+        "int8_gemm": _C.int8_gemm_isa(),
+        "int8_ops": _C.int8_ops_isa(),
         "threads": _C.num_threads(),
         "cuda_built": bool(_C.cuda_built),
     }
 
 
 __all__ = [
+    "PackedWeight",
     "backend_info",
     "choose_qparams",
     "fake_quantize_learnable_per_channel_affine",
@@ -27,4 +31,7 @@ __all__ = [
     "fake_quantize_per_channel_affine",
     "fake_quantize_per_tensor_affine",
     "fused_moving_avg_obs_fake_quant",
+    "int8_mm",
+    "int8_mm_packed",
+    "pack_weight",
 ]

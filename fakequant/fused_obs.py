@@ -1,28 +1,8 @@
 """fakequant.fused_obs — the fused moving-average observer + fake quant (torch.fused_moving_avg_obs_fake_quant)."""
 from __future__ import annotations
 
-import torch
-
 from . import _C
-
-
-class _FusedObsFakeQuant(torch.autograd.Function):
-    """Forward observes, chooses qparams and fake-quantizes (buffers updated in place); backward is
-    grad * mask, or grad itself where fake quant was off."""
-
-    @staticmethod
-    def forward(ctx, x, *args):
-        y, mask, order = _C.fused_obs_fake_quant(x, *args, True)
-        ctx.save_for_backward(mask)
-        ctx.order = order
-        ctx.nargs = len(args)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        dx = grad if mask is None else _C.mask_grad(grad, mask, ctx.order)
-        return (dx,) + (None,) * ctx.nargs
+from .ops import _apply, _kernel
 
 
 def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_min, running_max, scale,
@@ -34,9 +14,7 @@ def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_m
     is fake-quantized with them, else returned unchanged. All four buffers are updated in place."""
     args = (observer_on, fake_quant_on, running_min, running_max, scale, zero_point, float(averaging_const),
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
-    if input.requires_grad and torch.is_grad_enabled():
-        return _FusedObsFakeQuant.apply(input, *args)
-    return _C.fused_obs_fake_quant(input, *args, False)[0]
+    return _apply(_kernel("fused_obs_fake_quant", input), input, *args)
 
 
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _C
+from .ops import _kernel
 
 
 class _LearnableFakeQuant(torch.autograd.Function):
@@ -21,17 +21,17 @@ class _LearnableFakeQuant(torch.autograd.Function):
         x, scale, zero_point = ctx.saved_tensors
         axis, quant_min, quant_max, grad_factor = ctx.args
         if axis is None:
-            dx, ds, dz = _C.lsq_per_tensor_backward(grad, x, scale, zero_point, quant_min, quant_max, grad_factor)
+            dx, ds, dz = _kernel("lsq_per_tensor_backward", x)(grad, x, scale, zero_point, quant_min, quant_max, grad_factor)
         else:
-            dx, ds, dz = _C.lsq_per_channel_backward(grad, x, scale, zero_point, axis, quant_min, quant_max,
+            dx, ds, dz = _kernel("lsq_per_channel_backward", x)(grad, x, scale, zero_point, axis, quant_min, quant_max,
                                                      grad_factor)
         return dx, ds, dz, None, None, None, None
 
 
 def _forward(x, scale, zero_point, axis, quant_min, quant_max):
     if axis is None:
-        return _C.lsq_per_tensor(x, scale, zero_point, quant_min, quant_max)
-    return _C.lsq_per_channel(x, scale, zero_point, axis, quant_min, quant_max)
+        return _kernel("lsq_per_tensor", x)(x, scale, zero_point, quant_min, quant_max)
+    return _kernel("lsq_per_channel", x)(x, scale, zero_point, axis, quant_min, quant_max)
 
 
 def _apply(x, scale, zero_point, axis, quant_min, quant_max, grad_factor):

@@ -6,12 +6,25 @@ import torch
 from . import _C
 
 
+def _kernel(name: str, x: torch.Tensor):
+    """The _C function `name` for x's device: `cuda_<name>` for CUDA tensors, `name` otherwise."""
+    if x.device.type != "cuda":
+        return getattr(_C, name)
+    if not _C.cuda_built:
+        raise RuntimeError(
+            "fakequant: input is a CUDA tensor but this fakequant build has no CUDA kernels "
+            "(rebuild with a CUDA-enabled torch and nvcc on the PATH)"
+        )
+    return getattr(_C, "cuda_" + name)
+
+
 def _need_mask(x: torch.Tensor) -> bool:
     return x.requires_grad and torch.is_grad_enabled()
 
 
 class _MaskedFakeQuant(torch.autograd.Function):
-    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask."""
+    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask, or
+    grad itself where the kernel returned no mask (the gradient passes everywhere)."""
 
     @staticmethod
     def forward(ctx, x, kernel, *args):
@@ -24,7 +37,8 @@ class _MaskedFakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return (_C.mask_grad(grad, mask, ctx.order), None) + (None,) * ctx.nargs
+        dx = grad if mask is None else _kernel("mask_grad", grad)(grad, mask, ctx.order)
+        return (dx, None) + (None,) * ctx.nargs
 
 
 def _apply(kernel, x, *args):
@@ -40,10 +54,10 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
             scale = torch.tensor([scale], dtype=torch.float32, device=input.device)
         if not isinstance(zero_point, torch.Tensor):
             zero_point = torch.tensor([zero_point], dtype=torch.int32, device=input.device)
-        return _apply(_C.fake_quant_per_tensor_tq, input, scale, zero_point, quant_min, quant_max)
-    return _apply(_C.fake_quant_per_tensor, input, float(scale), int(zero_point), quant_min, quant_max)
+        return _apply(_kernel("fake_quant_per_tensor_tq", input), input, scale, zero_point, quant_min, quant_max)
+    return _apply(_kernel("fake_quant_per_tensor", input), input, float(scale), int(zero_point), quant_min, quant_max)
 
 
 def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, quant_max):
     """Same as torch.fake_quantize_per_channel_affine."""
-    return _apply(_C.fake_quant_per_channel, input, scale, zero_point, axis, quant_min, quant_max)
+    return _apply(_kernel("fake_quant_per_channel", input), input, scale, zero_point, axis, quant_min, quant_max)

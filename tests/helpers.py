@@ -51,6 +51,22 @@ def float_tensors(draw, min_dims=1, max_dims=4, max_side=9, special=True):
     return x
 
 
+# The layouts the long-row tests walk (see with_layout).
+LAYOUTS = ["channels_last", "transposed", "sliced", "expanded"]
+
+
+def with_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """A 4-d x as a view in one of LAYOUTS: channels_last, dims 1 and 3 swapped, a strided slice, or
+    one row of it expanded (zero strides) to dim 2 of size 5."""
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "transposed":
+        return x.transpose(1, 3)
+    if layout == "sliced":
+        return x[:, 1::2, :, 2:]
+    return x[:1, :, :1, :].expand(x.shape[0], x.shape[1], 5, x.shape[3])
+
+
 @st.composite
 def quant_ranges(draw):
     """(quant_min, quant_max): 8-bit ones most often, up to 16 bits, sometimes a single level."""

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fakequant as fq
-from helpers import assert_bitwise_equal, float_tensors, log_uniform_scales, quant_ranges, scales
+from helpers import (LAYOUTS, assert_bitwise_equal, float_tensors, log_uniform_scales, quant_ranges, scales,
+                     with_layout)
 
 
 def _fwd_bwd(op, x, *args, grad_seed=0):
@@ -78,18 +79,10 @@ def test_special_values_per_channel(isa):
                          torch.fake_quantize_per_channel_affine(x, scale, zp, 0, 0, 255))
 
 
-@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced", "expanded"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_layouts_and_long_rows(isa, layout):
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 16, 9, 13, generator=g) * 3
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    elif layout == "transposed":
-        x = x.transpose(1, 3)
-    elif layout == "sliced":
-        x = x[:, 1::2, :, 2:]
-    else:
-        x = x[:1, :, :1, :].expand(3, 16, 5, 13)
+    x = with_layout(torch.randn(3, 16, 9, 13, generator=g) * 3, layout)
     for axis in range(4):
         c = x.shape[axis]
         s, zp = torch.rand(c, generator=g) + 0.01, torch.randint(0, 256, (c,), dtype=torch.int32, generator=g)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fakequant as fq
-from helpers import assert_bitwise_equal, float_tensors, log_uniform_scales
+from helpers import LAYOUTS, assert_bitwise_equal, float_tensors, log_uniform_scales, with_layout
 
 RANGES = [(-128, 127), (0, 255), (-8, 7), (0, 15), (-32768, 32767), (0, 0), (-1, 0)]
 
@@ -108,18 +108,10 @@ def test_half_dtypes_match_torch(isa, dtype, x, data):
     check_against_torch(x, scale, zp, axis, 0, 255, 1.0, dy)
 
 
-@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced", "expanded"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_layouts_long_rows_and_grad_layouts(isa, layout):
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(3, 40, 9, 37, generator=g) * 3
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    elif layout == "transposed":
-        x = x.transpose(1, 3)
-    elif layout == "sliced":
-        x = x[:, 1::2, :, 2:]
-    else:
-        x = x[:1, :, :1, :].expand(3, 40, 5, 37)
+    x = with_layout(torch.randn(3, 40, 9, 37, generator=g) * 3, layout)
     dys = [torch.randn(x.shape, generator=g), torch.randn(x.shape, generator=g).transpose(0, 2).contiguous()
            .transpose(0, 2), torch.randn(1, 1, 1, 1).expand(x.shape)]
     for dy in dys:

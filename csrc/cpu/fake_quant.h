@@ -4,39 +4,50 @@
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
 
 #include "../params.h"
 #include "quantize.h"
 #include "strided.h"
+#include "vec_rows.h"
 
 namespace fakequant {
 
-// One element of torch's fake-quant ops; writes y and returns the mask bit.
-inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
-  const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
-  if (p.dtype == DType::F64) {  // x * inv_scale in double; y in double only in the per-channel op
-    double qf = quantize_unclamped(static_cast<const double*>(p.x)[xi], inv, zp, p.zp_mode);
-    if (p.int64_cast) qf = emulate_int64_cast(qf);
-    const double q = clamp_q(qf, p.quant_min, p.quant_max);
-    static_cast<double*>(p.y)[yi] = p.int64_cast ? (q - zp) * static_cast<double>(s)
-                                                 : dequantize(static_cast<float>(q), zp, s);
-    return in_quant_range(qf, p.quant_min, p.quant_max);
-  }
-  float qf = quantize_unclamped(load_as_float(p.x, xi, p.dtype), inv, zp, p.zp_mode);
+// torch's fake-quant rule on one loaded value with its channel's scale, 1/scale and zero point:
+// returns y and sets m (the mask bit). float for float32/float16/bfloat16 inputs.
+FQ_HD static inline float fake_quant_value(const FakeQuantParams& p, float x, float s, float inv, float zp, bool& m) {
+  float qf = quantize_unclamped(x, inv, zp, p.zp_mode);
   if (p.int64_cast) qf = emulate_int64_cast(qf);
+  m = in_quant_range(qf, p.quant_min, p.quant_max);
   const float q = clamp_q(qf, p.quant_min, p.quant_max);
   // A float zero point makes torch subtract and multiply in double (the result can differ by
   // double rounding); an integer one is exact either way.
-  const float y = p.zp_mode == ZeroPointMode::AddThenRound
-                      ? static_cast<float>((static_cast<double>(q) - zp) * s)
-                      : dequantize(q, zp, s);
-  store_from_float(p.y, yi, p.dtype, y);
-  return in_quant_range(qf, p.quant_min, p.quant_max);
+  return p.zp_mode == ZeroPointMode::AddThenRound ? static_cast<float>((static_cast<double>(q) - zp) * s)
+                                                  : dequantize(q, zp, s);
+}
+
+// float64 inputs: x * inv_scale in double; y in double only in the per-channel op.
+FQ_HD static inline double fake_quant_value(const FakeQuantParams& p, double x, float s, float inv, float zp, bool& m) {
+  double qf = quantize_unclamped(x, inv, zp, p.zp_mode);
+  if (p.int64_cast) qf = emulate_int64_cast(qf);
+  m = in_quant_range(qf, p.quant_min, p.quant_max);
+  const double q = clamp_q(qf, p.quant_min, p.quant_max);
+  return p.int64_cast ? (q - zp) * static_cast<double>(s) : dequantize(static_cast<float>(q), zp, s);
+}
+
+// One element of torch's fake-quant ops; writes y and returns the mask bit.
+static inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
+  const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
+  bool m;
+  if (p.dtype == DType::F64) {
+    static_cast<double*>(p.y)[yi] = fake_quant_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m);
+  } else {
+    store_from_float(p.y, yi, p.dtype, fake_quant_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m));
+  }
+  return m;
 }
 
 // A row of n elements through the scalar element function (reference kernel, tails, odd strides).
-inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, int64_t in_off,
+static inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, int64_t in_off,
                                   int64_t out_off, int64_t n, BitWriter& bw) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
@@ -49,15 +60,18 @@ inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, 
 }
 
 // dx = dy * mask, with dy * 0 giving -0 or NaN exactly as torch's grad * mask does.
-inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
+template <class T>
+FQ_HD static inline T masked_grad(T dy, bool m) { return dy * (m ? T(1) : T(0)); }
+
+static inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.dx)[out] = static_cast<const double*>(p.dy)[in] * (m ? 1.0 : 0.0);
+    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m);
   } else {
-    store_from_float(p.dx, out, p.dtype, load_as_float(p.dy, in, p.dtype) * (m ? 1.0f : 0.0f));
+    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m));
   }
 }
 
-inline void mask_grad_row_scalar(const MaskGradParams& p, int64_t lin, int64_t in_off,
+static inline void mask_grad_row_scalar(const MaskGradParams& p, int64_t lin, int64_t in_off,
                                  int64_t out_off, int64_t n) {
   const int last = p.it.ndim - 1;
   const int64_t xs = p.it.in_stride[last], ys = p.it.out_stride[last];
@@ -68,45 +82,36 @@ inline void mask_grad_row_scalar(const MaskGradParams& p, int64_t lin, int64_t i
 }
 
 // Rows that the vector kernels take: unit strides and the formulas they implement.
-inline bool vector_rows(const Strided& it) {
+static inline bool vector_rows(const Strided& it) {
   return it.in_stride[it.ndim - 1] == 1 && it.out_stride[it.ndim - 1] == 1;
 }
 
-inline int64_t elem_size(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
-
-template <DType T>
-using DTypeTag = std::integral_constant<DType, T>;
-template <bool B>
-using BoolTag = std::integral_constant<bool, B>;
-
-template <class F>
-inline void with_bool(bool b, F&& f) {
-  if (b) {
-    f(BoolTag<true>{});
-  } else {
-    f(BoolTag<false>{});
-  }
-}
-
-// Calls vec(dtype_tag) for the dtypes the vector kernels take (fp32, fp16, bf16); false otherwise.
-template <class F>
-inline bool with_vector_dtype(DType t, F&& vec) {
-  switch (t) {
-    case DType::F32: vec(DTypeTag<DType::F32>{}); return true;
-    case DType::F16: vec(DTypeTag<DType::F16>{}); return true;
-    case DType::BF16: vec(DTypeTag<DType::BF16>{}); return true;
-    default: return false;
-  }
+// The vector kernels' range loop (unit strides, dtype T): row(per_lane, c, x, y, n, bw) does the
+// vectors of one row whose first element has channel c (per_lane: channels innermost) and returns
+// how many elements it did; the scalar form does the rest.
+template <DType T, class Row>
+static inline void fake_quant_rows(const FakeQuantParams& p, int64_t begin, int64_t end, Row&& row) {
+  BitWriter bw(p.mask, begin);
+  const int last = p.it.ndim - 1;
+  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t in_off, int64_t out_off, int64_t n) {
+    const char* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
+    char* y = static_cast<char*>(p.y) + out_off * elem_size(T);
+    const int64_t done = row(p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim], x, y, n, bw);
+    if (done == n) return;
+    with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
+      fake_quant_row_scalar(p, tail_idx, in_off + done, out_off + done, n - done, bw);
+    });
+  });
 }
 
 // The vector kernels' entry: vec(dtype_tag, int64_cast_tag, has_mask_tag) where the vector path
 // applies (unit strides, integer zero point, fp32/fp16/bf16), the reference kernel elsewhere.
 template <class F>
-inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec);
+static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec);
 
 // Same for the mask backward: vec(dtype_tag), or the reference kernel.
 template <class F>
-inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec);
+static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec);
 
 void fake_quant_ref(const FakeQuantParams& p, int64_t begin, int64_t end);
 void fake_quant_avx2(const FakeQuantParams& p, int64_t begin, int64_t end);
@@ -117,7 +122,7 @@ void mask_grad_avx2(const MaskGradParams& p, int64_t begin, int64_t end);
 void mask_grad_avx512(const MaskGradParams& p, int64_t begin, int64_t end);
 
 template <class F>
-inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec) {
+static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec) {
   const bool ok = vector_rows(p.it) && p.zp_mode == ZeroPointMode::RoundThenAdd &&
                   with_vector_dtype(p.dtype, [&](auto t) {
                     with_bool(p.int64_cast, [&](auto cast) { with_bool(p.mask != nullptr, [&](auto m) { vec(t, cast, m); }); });
@@ -126,7 +131,7 @@ inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t
 }
 
 template <class F>
-inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec) {
+static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec) {
   if (!(vector_rows(p.it) && with_vector_dtype(p.dtype, vec))) mask_grad_ref(p, begin, end);
 }
 

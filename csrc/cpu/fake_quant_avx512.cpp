@@ -62,18 +62,14 @@ void fq_row_vary(const Lanes<kCast>& L, const float* s, const float* zp, const c
 
 template <DType T, bool kCast, bool kMask>
 void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  BitWriter bw(p.mask, begin);
   const Lanes<kCast> L(p.quant_min, p.quant_max);
-  const int last = p.it.ndim - 1;
-  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t in_off, int64_t out_off, int64_t n) {
-    const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-    const char* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
-    char* y = static_cast<char*>(p.y) + out_off * elem_size(T);
-    if (p.ch_dim == last) {
+  fake_quant_rows<T>(p, begin, end, [&](bool per_lane, int64_t c, const char* x, char* y, int64_t n, BitWriter& bw) {
+    if (per_lane) {
       fq_row_vary<T, kCast, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw);
     } else {
       fq_row_const<T, kCast, kMask>(L, p.scale[c], p.zero_point[c], x, y, n, bw);
     }
+    return n;  // masked tails: the whole row
   });
 }
 

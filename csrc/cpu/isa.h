@@ -15,7 +15,7 @@ Isa detected_isa();
 Isa active_isa();
 
 // Same cap, for op families whose widest kernel is below AMX.
-inline Isa active_isa_upto(Isa widest) {
+static inline Isa active_isa_upto(Isa widest) {
   Isa a = active_isa();
   return static_cast<int>(a) < static_cast<int>(widest) ? a : widest;
 }

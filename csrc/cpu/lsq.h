@@ -10,12 +10,13 @@
 #include "../params.h"
 #include "quantize.h"
 #include "strided.h"
+#include "vec_rows.h"
 
 namespace fakequant {
 
 // The integer zero point torch's LSQ ops derive from the learnable float one: round half to even
 // and clamp (forward; per-channel backward), or add 0.5, clamp and truncate (per-tensor backward).
-inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
+FQ_HD static inline float lsq_zero_point(float zp, float qmin, float qmax, bool per_tensor_backward) {
   if (per_tensor_backward) return std::trunc(std::min(std::max(zp + 0.5f, qmin), qmax));
   return std::min(std::max(std::nearbyint(zp), qmin), qmax);
 }
@@ -30,7 +31,7 @@ struct LsqGrad {
 // x86 build contracts two steps into fused multiply-adds (checked element by element on torch 2.13):
 // x * inv + zp, which decides ties, and xfq - x = (q - zp) * s - x are each rounded once.
 template <class T>
-static inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
+FQ_HD static inline LsqGrad<T> lsq_grad_element(T x, T dy, float s, float zp, float qmin, float qmax, float g) {
   const float inv = inv_scale_of(s);
   const T xq = emulate_int64_cast(static_cast<T>(std::nearbyint(std::fma(x, T(inv), T(zp)))));
   if (in_quant_range(xq, qmin, qmax)) {
@@ -75,5 +76,29 @@ constexpr int kLsqFlush = 64;
 void lsq_grad_ref(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz);
 void lsq_grad_avx2(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz);
 void lsq_grad_avx512(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz);
+
+// The vector kernels' entry: for fp32/fp16/bf16, row(dtype_tag, per_lane, c, x, dy, dx, n) does the
+// vectors of each unit-stride row whose first element has channel c (per_lane: channels innermost)
+// and returns how many elements it did; the scalar form does the rest. Other dtypes: the reference kernel.
+template <class Row>
+static inline void dispatch_lsq_grad(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz,
+                                     Row&& row) {
+  const int last = p.it.ndim - 1;
+  const int64_t st = p.it.in_stride[last];
+  const bool ok = with_vector_dtype(p.dtype, [&](auto t) {
+    const int64_t es = elem_size(decltype(t)::value);
+    for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
+      const int64_t done = st != 1 ? 0
+                                   : row(t, p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim],
+                                         static_cast<const char*>(p.x) + off * es,
+                                         static_cast<const char*>(p.dy) + off * es, static_cast<char*>(p.dx) + off * es, n);
+      if (done == n) return;
+      with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
+        lsq_grad_row_scalar(p, tail_idx, off + done * st, n - done, ds, dz);
+      });
+    });
+  });
+  if (!ok) lsq_grad_ref(p, begin, end, ds, dz);
+}
 
 }  // namespace fakequant

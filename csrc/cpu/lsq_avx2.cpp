@@ -91,38 +91,15 @@ int64_t row_channel_per_lane(const LsqGradParams& p, int64_t c0, const char* x, 
   return i;
 }
 
-template <DType T>
-void grad_range(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz) {
-  constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  const int last = p.it.ndim - 1;
-  const bool vec = p.it.in_stride[last] == 1;
-  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-    int64_t done = 0;
-    if (vec) {
-      const char* x = static_cast<const char*>(p.x) + off * es;
-      const char* dy = static_cast<const char*>(p.dy) + off * es;
-      char* dx = static_cast<char*>(p.dx) + off * es;
-      const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-      done = p.ch_dim == last ? row_channel_per_lane<T>(p, c, x, dy, dx, n, ds, dz)
-                              : row_one_channel<T>(p, c, x, dy, dx, n, ds, dz);
-    }
-    if (done == n) return;
-    int64_t tail_idx[kMaxDims];
-    for (int d = 0; d <= last; ++d) tail_idx[d] = idx[d];
-    tail_idx[last] += done;
-    lsq_grad_row_scalar(p, tail_idx, off + done * p.it.in_stride[last], n - done, ds, dz);
-  });
-}
-
 }  // namespace
 
 void lsq_grad_avx2(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz) {
-  switch (p.dtype) {
-    case DType::F32: return grad_range<DType::F32>(p, begin, end, ds, dz);
-    case DType::F16: return grad_range<DType::F16>(p, begin, end, ds, dz);
-    case DType::BF16: return grad_range<DType::BF16>(p, begin, end, ds, dz);
-    default: return lsq_grad_ref(p, begin, end, ds, dz);
-  }
+  dispatch_lsq_grad(p, begin, end, ds, dz,
+                    [&](auto t, bool per_lane, int64_t c, const char* x, const char* dy, char* dx, int64_t n) {
+                      constexpr DType T = decltype(t)::value;
+                      return per_lane ? row_channel_per_lane<T>(p, c, x, dy, dx, n, ds, dz)
+                                      : row_one_channel<T>(p, c, x, dy, dx, n, ds, dz);
+                    });
 }
 
 }  // namespace fakequant

@@ -111,34 +111,19 @@ void row_channel_per_lane(const LsqGradParams& p, int64_t c0, const char* x, con
   if (i < n) step(i, lanes16(n - i), std::false_type{});
 }
 
-template <DType T>
-void grad_range(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz) {
-  constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  const int last = p.it.ndim - 1;
-  const bool vec = p.it.in_stride[last] == 1;
-  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-    if (!vec) return lsq_grad_row_scalar(p, idx, off, n, ds, dz);
-    const char* x = static_cast<const char*>(p.x) + off * es;
-    const char* dy = static_cast<const char*>(p.dy) + off * es;
-    char* dx = static_cast<char*>(p.dx) + off * es;
-    const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-    if (p.ch_dim == last) {
-      row_channel_per_lane<T>(p, c, x, dy, dx, n, ds, dz);
-    } else {
-      row_one_channel<T>(p, c, x, dy, dx, n, ds, dz);
-    }
-  });
-}
-
 }  // namespace
 
 void lsq_grad_avx512(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz) {
-  switch (p.dtype) {
-    case DType::F32: return grad_range<DType::F32>(p, begin, end, ds, dz);
-    case DType::F16: return grad_range<DType::F16>(p, begin, end, ds, dz);
-    case DType::BF16: return grad_range<DType::BF16>(p, begin, end, ds, dz);
-    default: return lsq_grad_ref(p, begin, end, ds, dz);
-  }
+  dispatch_lsq_grad(p, begin, end, ds, dz,
+                    [&](auto t, bool per_lane, int64_t c, const char* x, const char* dy, char* dx, int64_t n) {
+                      constexpr DType T = decltype(t)::value;
+                      if (per_lane) {
+                        row_channel_per_lane<T>(p, c, x, dy, dx, n, ds, dz);
+                      } else {
+                        row_one_channel<T>(p, c, x, dy, dx, n, ds, dz);
+                      }
+                      return n;  // masked tails: the whole row
+                    });
 }
 
 }  // namespace fakequant

@@ -9,6 +9,7 @@
 #include "../params.h"
 #include "quantize.h"
 #include "strided.h"
+#include "vec_rows.h"
 
 namespace fakequant {
 
@@ -35,5 +36,29 @@ static inline void minmax_row_scalar(const MinMaxParams& p, const int64_t* idx, 
 void minmax_ref(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
 void minmax_avx2(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
 void minmax_avx512(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx);
+
+// The vector kernels' entry: for fp32/fp16/bf16, row(dtype_tag, per_lane, x, n, mn + c, mx + c) folds
+// the vectors of each unit-stride row whose first element has channel c (per_lane: channels
+// innermost) and returns how many elements it did; the scalar form does the rest. Other dtypes: the
+// reference kernel.
+template <class Row>
+static inline void dispatch_minmax(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx,
+                                   Row&& row) {
+  const int last = p.it.ndim - 1;
+  const int64_t st = p.it.in_stride[last];
+  const bool ok = with_vector_dtype(p.dtype, [&](auto t) {
+    const int64_t es = elem_size(decltype(t)::value);
+    for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
+      const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
+      const int64_t done =
+          st != 1 ? 0 : row(t, p.ch_dim == last, static_cast<const char*>(p.x) + off * es, n, mn + c, mx + c);
+      if (done == n) return;
+      with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
+        minmax_row_scalar(p, tail_idx, off + done * st, n - done, mn, mx);
+      });
+    });
+  });
+  if (!ok) minmax_ref(p, begin, end, mn, mx);
+}
 
 }  // namespace fakequant

@@ -55,36 +55,13 @@ int64_t row_channel_per_lane(const char* x, int64_t n, float* mn, float* mx) {
   return i;
 }
 
-template <DType T>
-void minmax_range(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx) {
-  constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  const int last = p.it.ndim - 1;
-  const bool vec = p.it.in_stride[last] == 1;
-  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-    int64_t done = 0;
-    if (vec) {
-      const char* x = static_cast<const char*>(p.x) + off * es;
-      const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-      done = p.ch_dim == last ? row_channel_per_lane<T>(x, n, mn + c, mx + c)
-                              : row_one_channel<T>(x, n, mn + c, mx + c);
-    }
-    if (done == n) return;
-    int64_t tail_idx[kMaxDims];
-    for (int d = 0; d <= last; ++d) tail_idx[d] = idx[d];
-    tail_idx[last] += done;
-    minmax_row_scalar(p, tail_idx, off + done * p.it.in_stride[last], n - done, mn, mx);
-  });
-}
-
 }  // namespace
 
 void minmax_avx2(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx) {
-  switch (p.dtype) {
-    case DType::F32: return minmax_range<DType::F32>(p, begin, end, mn, mx);
-    case DType::F16: return minmax_range<DType::F16>(p, begin, end, mn, mx);
-    case DType::BF16: return minmax_range<DType::BF16>(p, begin, end, mn, mx);
-    default: return minmax_ref(p, begin, end, mn, mx);
-  }
+  dispatch_minmax(p, begin, end, mn, mx, [](auto t, bool per_lane, const char* x, int64_t n, float* lo, float* hi) {
+    constexpr DType T = decltype(t)::value;
+    return per_lane ? row_channel_per_lane<T>(x, n, lo, hi) : row_one_channel<T>(x, n, lo, hi);
+  });
 }
 
 }  // namespace fakequant

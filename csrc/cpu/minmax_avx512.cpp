@@ -56,32 +56,18 @@ void row_channel_per_lane(const char* x, int64_t n, float* mn, float* mx) {
   _mm512_mask_storeu_ps(mx + i, k, fold(hi, _mm512_max_ps(hi, v)));
 }
 
-template <DType T>
-void minmax_range(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx) {
-  constexpr int64_t es = T == DType::F32 ? 4 : 2;
-  const int last = p.it.ndim - 1;
-  const bool vec = p.it.in_stride[last] == 1;
-  for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-    if (!vec) return minmax_row_scalar(p, idx, off, n, mn, mx);
-    const char* x = static_cast<const char*>(p.x) + off * es;
-    const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-    if (p.ch_dim == last) {
-      row_channel_per_lane<T>(x, n, mn + c, mx + c);
-    } else {
-      row_one_channel<T>(x, n, mn + c, mx + c);
-    }
-  });
-}
-
 }  // namespace
 
 void minmax_avx512(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx) {
-  switch (p.dtype) {
-    case DType::F32: return minmax_range<DType::F32>(p, begin, end, mn, mx);
-    case DType::F16: return minmax_range<DType::F16>(p, begin, end, mn, mx);
-    case DType::BF16: return minmax_range<DType::BF16>(p, begin, end, mn, mx);
-    default: return minmax_ref(p, begin, end, mn, mx);
-  }
+  dispatch_minmax(p, begin, end, mn, mx, [](auto t, bool per_lane, const char* x, int64_t n, float* lo, float* hi) {
+    constexpr DType T = decltype(t)::value;
+    if (per_lane) {
+      row_channel_per_lane<T>(x, n, lo, hi);
+    } else {
+      row_one_channel<T>(x, n, lo, hi);
+    }
+    return n;  // masked tails: the whole row
+  });
 }
 
 }  // namespace fakequant

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../params.h"
+
 namespace fakequant {
 
 struct QParams {
@@ -19,7 +21,7 @@ constexpr float kSmallScale = 6.1e-5f;
 // Every step in the precision torch uses (float, double where fbgemm widens). symmetric: zero point in
 // the middle of [qmin, qmax] when min < 0 < max (fbgemm's preserve_sparsity). Requires qmin < qmax.
 // A NaN min or max gives a NaN scale and zero point INT32_MIN, the value torch gets on x86.
-inline QParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax, bool symmetric) {
+FQ_HD static inline QParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax, bool symmetric) {
   if (symmetric && min < 0 && max > 0) {
     const int32_t sym_min = -((qmax - qmin) / 2 + 1), sym_max = (qmax - qmin) / 2;
     const double widest = std::max(std::fabs(min / static_cast<float>(sym_min)),
@@ -65,7 +67,7 @@ inline QParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax, 
 }
 
 // One moving-average observer step; a running value still at +-inf takes the current one.
-inline float moving_average(float running, float current, float averaging_const) {
+FQ_HD static inline float moving_average(float running, float current, float averaging_const) {
   return std::isinf(running) ? current : running + averaging_const * (current - running);
 }
 

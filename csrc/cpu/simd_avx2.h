@@ -8,7 +8,7 @@
 namespace fakequant {
 
 template <DType T>
-inline __m256 load8(const void* p) {
+static inline __m256 load8(const void* p) {
   if constexpr (T == DType::F32) {
     return _mm256_loadu_ps(static_cast<const float*>(p));
   } else {
@@ -19,7 +19,7 @@ inline __m256 load8(const void* p) {
 }
 
 template <DType T>
-inline void store8(void* p, __m256 v) {
+static inline void store8(void* p, __m256 v) {
   if constexpr (T == DType::F32) {
     _mm256_storeu_ps(static_cast<float*>(p), v);
   } else if constexpr (T == DType::F16) {
@@ -36,7 +36,7 @@ inline void store8(void* p, __m256 v) {
 }
 
 // torch's int64 cast of a rounded value: NaN, inf and |q| >= 2^63 become -inf (then quant_min).
-inline __m256 int64_cast8(__m256 q) {
+static inline __m256 int64_cast8(__m256 q) {
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 fits = _mm256_cmp_ps(_mm256_and_ps(q, absmask), _mm256_set1_ps(kInt64Limit), _CMP_LT_OQ);
   return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), q, fits);

@@ -4,11 +4,12 @@
 #include <immintrin.h>
 
 #include "quantize.h"
+#include "simd.h"
 
 namespace fakequant {
 
 template <DType T>
-inline __m512 load16(const void* p, __mmask16 k) {
+static inline __m512 load16(const void* p, __mmask16 k) {
   if constexpr (T == DType::F32) {
     return _mm512_maskz_loadu_ps(k, p);
   } else {
@@ -20,7 +21,7 @@ inline __m512 load16(const void* p, __mmask16 k) {
 
 // fp16 / bf16 bits of 16 floats; bf16 rounds to nearest even with NaN -> 0x7fc0 (c10's rule).
 template <DType T>
-inline __m256i to_16bit(__m512 v) {
+static inline __m256i to_16bit(__m512 v) {
   if constexpr (T == DType::F16) {
     return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   } else {
@@ -33,7 +34,7 @@ inline __m256i to_16bit(__m512 v) {
 }
 
 template <DType T>
-inline void store16(void* p, __mmask16 k, __m512 v) {
+static inline void store16(void* p, __mmask16 k, __m512 v) {
   if constexpr (T == DType::F32) {
     _mm512_mask_storeu_ps(p, k, v);
   } else {
@@ -42,7 +43,7 @@ inline void store16(void* p, __mmask16 k, __m512 v) {
 }
 
 template <DType T>
-inline __m512 load16(const void* p) {
+static inline __m512 load16(const void* p) {
   if constexpr (T == DType::F32) {
     return _mm512_loadu_ps(p);
   } else {
@@ -53,7 +54,7 @@ inline __m512 load16(const void* p) {
 }
 
 template <DType T>
-inline void store16(void* p, __m512 v) {
+static inline void store16(void* p, __m512 v) {
   if constexpr (T == DType::F32) {
     _mm512_storeu_ps(p, v);
   } else {
@@ -61,11 +62,8 @@ inline void store16(void* p, __m512 v) {
   }
 }
 
-// Lanes [0, n) of a 16-lane vector, n >= 0.
-inline __mmask16 lanes16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
-
 // torch's int64 cast of a rounded value: NaN, inf and |q| >= 2^63 become -inf (then quant_min).
-inline __m512 int64_cast16(__m512 q) {
+static inline __m512 int64_cast16(__m512 q) {
   const __mmask16 fits = _mm512_cmp_ps_mask(_mm512_abs_ps(q), _mm512_set1_ps(kInt64Limit), _CMP_LT_OQ);
   return _mm512_mask_blend_ps(fits, _mm512_set1_ps(-INFINITY), q);
 }

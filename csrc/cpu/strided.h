@@ -11,7 +11,7 @@ namespace fakequant {
 // Calls row(lin, idx, in_off, out_off, n) for each run of n elements along the innermost dim that
 // lies in the element range [begin, end); lin is the first element's number, idx its index.
 template <class Row>
-inline void for_each_row(const Strided& it, int64_t begin, int64_t end, Row&& row) {
+static inline void for_each_row(const Strided& it, int64_t begin, int64_t end, Row&& row) {
   const int last = it.ndim - 1;
   int64_t idx[kMaxDims];
   int64_t rem = begin;
@@ -35,6 +35,8 @@ inline void for_each_row(const Strided& it, int64_t begin, int64_t end, Row&& ro
     }
   }
 }
+
+namespace {  // internal linkage, like the static helpers of every kernel header (see quantize.h)
 
 // Appends bits to a mask, starting at a 64-bit word boundary (ranges given to one thread start
 // at multiples of 64 elements, so no two threads share a word).
@@ -64,8 +66,10 @@ class BitWriter {
   int fill_ = 0;
 };
 
+}  // namespace
+
 // n bits (1..64) starting at bit `pos`.
-inline uint64_t read_bits(const uint64_t* words, int64_t pos, int n) {
+static inline uint64_t read_bits(const uint64_t* words, int64_t pos, int n) {
   const int64_t w = pos >> 6;
   const int o = static_cast<int>(pos & 63);
   uint64_t v = words[w] >> o;

@@ -47,12 +47,13 @@ class TinyMobileNetV2(nn.Module):
         layers.append(ConvBNReLU(cin, head_channels, 1))
         self.quant = QuantStub()
         self.features = nn.Sequential(*layers)
+        self.pool = FloatFunctional()  # global average pool with its own qparams (see FloatFunctional.mean)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes))
         self.dequant = DeQuantStub()
 
     def forward(self, x):
         x = self.features(self.quant(x))
-        return self.dequant(self.classifier(x.mean((2, 3))))
+        return self.dequant(self.classifier(self.pool.mean(x, (2, 3))))
 
     def fuse_model(self, is_qat=True):
         """conv+bn+relu and conv+bn (projections) fused in place; QAT fusion keeps BN for folding."""

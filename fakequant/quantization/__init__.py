@@ -1,6 +1,7 @@
 """fakequant.quantization — the eager QAT workflow of torch.ao.quantization on fakequant's kernels:
 observers, fake-quant modules, qconfigs, fusion, prepare_qat and the switches used while training."""
 from ..nn.intrinsic.qat import freeze_bn_stats, update_bn_stats
+from .convert import FloatIsland, convert, fake_quant_qparams
 from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize, LearnableFakeQuantize,
                             disable_fake_quant, disable_observer, enable_fake_quant, enable_observer)
 from .fuse import fuse_known_modules, fuse_modules, fuse_modules_qat, get_fuser_method
@@ -15,7 +16,7 @@ from .qconfig import (BACKENDS, QConfig, default_fake_quant, default_fused_act_f
 from .stubs import DeQuantStub, FloatFunctional, QuantStub, QuantWrapper
 
 __all__ = [
-    "BACKENDS", "DeQuantStub", "FakeQuantize", "FakeQuantizeBase", "FloatFunctional", "FusedMovingAvgObsFakeQuantize",
+    "BACKENDS", "FloatIsland", "convert", "fake_quant_qparams", "DeQuantStub", "FakeQuantize", "FakeQuantizeBase", "FloatFunctional", "FusedMovingAvgObsFakeQuantize",
     "LearnableFakeQuantize", "MinMaxObserver", "MovingAverageMinMaxObserver", "MovingAveragePerChannelMinMaxObserver",
     "ObserverBase", "PerChannelMinMaxObserver", "QConfig", "QuantStub", "QuantWrapper", "default_fake_quant",
     "default_fused_act_fake_quant", "default_fused_per_channel_wt_fake_quant", "default_fused_wt_fake_quant",

@@ -25,8 +25,11 @@ def get_default_qat_module_mappings():
 
 
 # Leaf modules that get an output fake quant (through a forward hook) when they have a qconfig: torch.ao's
-# default qconfig propagation list, less the types prepare_qat swaps for QAT modules.
+# default qconfig propagation list, less the types prepare_qat swaps for QAT modules, plus average pooling.
+# torch.ao leaves average pools unobserved, so its int8 model rounds the pooled values to the input's grid,
+# a step its QAT model never simulated; fakequant trains with that rounding and converts it exactly.
 OBSERVED_LEAF_TYPES = frozenset((
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.ELU, nn.Hardswish, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.BatchNorm2d, nn.BatchNorm3d, nn.ConvTranspose1d,
     nn.ConvTranspose2d, nn.ConvTranspose3d, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm,
     nn.LayerNorm, nn.GRU, nn.GRUCell, nn.LSTM, nn.LSTMCell, nn.RNNCell, nn.Embedding, nn.EmbeddingBag,

@@ -51,7 +51,9 @@ class QuantWrapper(nn.Module):
 
 class FloatFunctional(nn.Module):
     """Tensor ops as a module so their outputs can be fake-quantized: use `add`, `mul`, `cat`, `add_relu`,
-    `matmul` (observed) or `add_scalar`, `mul_scalar` (not observed, as in torch), never `forward`."""
+    `matmul`, `mean` (observed) or `add_scalar`, `mul_scalar` (not observed, as in torch), never `forward`.
+    `mean` is fakequant's addition: a pooled activation gets qparams of its own, so the int8 model rounds
+    it exactly where the QAT model did (torch's eager int8 mean keeps the input's grid and drifts)."""
 
     def __init__(self):
         super().__init__()
@@ -80,3 +82,6 @@ class FloatFunctional(nn.Module):
 
     def matmul(self, x: Tensor, y: Tensor) -> Tensor:
         return self.activation_post_process(torch.matmul(x, y))
+
+    def mean(self, x: Tensor, dim, keepdim: bool = False) -> Tensor:
+        return self.activation_post_process(torch.mean(x, dim, keepdim))
