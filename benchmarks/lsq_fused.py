@@ -1,5 +1,6 @@
 """Benchmark: learnable (LSQ) fake quant and the fused observer + fake quant against torch, same run."""
 import argparse
+import ctypes
 import os
 import sys
 
@@ -55,13 +56,25 @@ def fused_floor(x):
         bench(lambda: torch.empty(words, dtype=torch.long).fill_(-1))
 
 
+def keep_freed_memory():
+    """Stops glibc from returning freed blocks to the OS (mmap threshold and trim threshold at 1 GB),
+    as a caching allocator (jemalloc, tcmalloc) would: with its defaults, whether a call page-faults
+    its 25 MB outputs in afresh depends on the heap layout left by the previous call."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--keep-freed-memory", action="store_true", help=keep_freed_memory.__doc__.split(":")[0])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     print(f"# LSQ and fused observer + fake quant, {machine()}; fakequant ISA lsq {fq.backend_info()['lsq']}, "
-          f"fused_obs {fq.backend_info()['fused_obs']}\n")
+          f"fused_obs {fq.backend_info()['fused_obs']}; glibc keeps freed memory: {args.keep_freed_memory}\n")
     rows = []
     for name, shape in (("act 8x64x112x112", ACT), ("weight 256x256x3x3", WEIGHT)):
         torch.manual_seed(0)
