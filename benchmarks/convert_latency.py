@@ -7,37 +7,16 @@ import sys
 import warnings
 
 import torch
-import torch.ao.nn.quantized as tnnq
 import torch.ao.quantization as tq
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakequant  # noqa: E402
 import fakequant.quantization as fq  # noqa: E402
 from common import bench, machine, table  # noqa: E402
+from twin import torch_fused_twin  # noqa: E402
 from fakequant.examples.mobilenet import TinyMobileNetV2  # noqa: E402
 
 warnings.filterwarnings("ignore")
-
-
-class _Mean(nn.Module):
-    """torch.ao's FloatFunctional has no mean: the pooled mean stays a plain (unobserved) op there."""
-
-    def mean(self, x, dim, keepdim=False):
-        return x.mean(dim, keepdim)
-
-
-def torch_twin(model):
-    """The same float network written with torch.ao's stubs, as torch.ao's workflow needs."""
-    model = copy.deepcopy(model)
-    for m in list(model.modules()):
-        for name, child in list(m.named_children()):
-            new = {fq.QuantStub: tq.QuantStub, fq.DeQuantStub: tq.DeQuantStub}.get(type(child))
-            if type(child) is fq.FloatFunctional:
-                new = _Mean if name == "pool" else tnnq.FloatFunctional
-            if new is not None:
-                setattr(m, name, new())
-    return model
 
 
 def calibrated(prepared, x, steps=5):
@@ -55,13 +34,7 @@ def build(in_channels, x):
     ours.fuse_model()
     ours.qconfig = fq.get_default_qat_qconfig("x86")
     models["fakequant int8"] = fq.convert(calibrated(fq.prepare_qat(ours), x))
-    theirs = torch_twin(float_model).train()
-    for m in theirs.modules():
-        if type(m).__name__ == "ConvBNReLU":
-            tq.fuse_modules_qat(m, ["0", "1", "2"], inplace=True)
-        elif type(m).__name__ == "InvertedResidual":
-            last = len(m.conv) - 2
-            tq.fuse_modules_qat(m.conv, [str(last), str(last + 1)], inplace=True)
+    theirs = torch_fused_twin(float_model).train()
     theirs.qconfig = tq.get_default_qat_qconfig("x86")
     torch.backends.quantized.engine = "x86"
     models["torch.ao int8 (x86)"] = tq.convert(calibrated(tq.prepare_qat(theirs), x))

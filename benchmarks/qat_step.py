@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakequant  # noqa: E402
 import fakequant.quantization as fq  # noqa: E402
 from common import machine, table  # noqa: E402
+from twin import torch_fused_twin  # noqa: E402
 from fakequant.examples.mobilenet import TinyMobileNetV2  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -30,19 +31,7 @@ def torch_prepared(in_channels, backend):
     """The same network prepared by torch.ao: written with torch.ao's stubs / FloatFunctional and fused by
     torch.ao, since torch.ao's prepare_qat only recognises its own module types."""
     torch.manual_seed(0)
-    model = TinyMobileNetV2(in_channels=in_channels).train()
-    for m in list(model.modules()):
-        for child_name, child in list(m.named_children()):
-            replacement = {fq.QuantStub: tq.QuantStub, fq.DeQuantStub: tq.DeQuantStub,
-                           fq.FloatFunctional: torch.ao.nn.quantized.FloatFunctional}.get(type(child))
-            if replacement is not None:
-                setattr(m, child_name, replacement())
-    for m in model.modules():
-        if type(m).__name__ == "ConvBNReLU":
-            tq.fuse_modules_qat(m, ["0", "1", "2"], inplace=True)
-        elif type(m).__name__ == "InvertedResidual":
-            last = len(m.conv) - 2
-            tq.fuse_modules_qat(m.conv, [str(last), str(last + 1)], inplace=True)
+    model = torch_fused_twin(TinyMobileNetV2(in_channels=in_channels).train())
     model.qconfig = tq.get_default_qat_qconfig(backend)
     return tq.prepare_qat(model, inplace=True)
 
