@@ -13,8 +13,10 @@ void dwconv_avx2(const DwConvParams& p, int64_t q0, int64_t q1) {
   const int64_t taps = g.kh * g.kw;
   std::vector<int64_t> off(taps);
   const __m256i zx = _mm256_set1_epi32(g.x_zp);
-  for (int64_t q = q0; q < q1; ++q) {
-    for (int64_t t = 0; t < taps; ++t) off[t] = conv_tap_offset(g, q, t / g.kw, t % g.kw);
+  OutPixel o = out_pixel(g, q0);
+  for (int64_t q = q0; q < q1; ++q, advance_pixel(g, o)) {
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) off[i * g.kw + j] = tap_offset(g, o, i, j);
     for (int64_t c = 0; c < g.c; c += 8) {
       const int64_t valid = std::min<int64_t>(8, g.c - c);
       __m256i acc = _mm256_setzero_si256();

@@ -84,17 +84,17 @@ void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t k
       std::memcpy(d, src, static_cast<size_t>(n));
     }
   };
-  int64_t b = m0 / (g.oh * g.ow), oy = m0 / g.ow % g.oh, ox = m0 % g.ow;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t ix0 = ox * g.sw - g.pw;
+  OutPixel o = out_pixel(g, m0);
+  for (int64_t r = 0; r < rows; ++r, advance_pixel(g, o)) {
+    const int64_t ix0 = o.ox * g.sw - g.pw;
     uint8_t* d = buf + r * kp;
     for (int64_t i = 0; i < g.kh; ++i, d += span) {
-      const int64_t iy = oy * g.sh - g.ph + i * g.dh;
+      const int64_t iy = o.oy * g.sh - g.ph + i * g.dh;
       if (iy < 0 || iy >= g.h) {
         std::memset(d, g.x_zp, static_cast<size_t>(span));
         continue;
       }
-      const uint8_t* row = g.x + (b * g.h + iy) * g.w * g.c + p.conv_c0;
+      const uint8_t* row = g.x + (o.b * g.h + iy) * g.w * g.c + p.conv_c0;
       if (whole && ix0 >= 0 && ix0 + g.kw <= g.w) {
         copy(d, row + ix0 * g.c, span, x_end);
         continue;
@@ -109,10 +109,6 @@ void gather_patches(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t k
       }
     }
     copy(d, zeros, kp - k, zeros + kKPad);
-    if (++ox == g.ow) {  // next output pixel
-      ox = 0;
-      if (++oy == g.oh) oy = 0, ++b;
-    }
   }
 }
 
