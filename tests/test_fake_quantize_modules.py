@@ -126,8 +126,10 @@ def test_learnable_per_channel_takes_channels_from_the_first_batch():
     scale, zp = m.calculate_qparams()
     want, _ = m.activation_post_process.calculate_qparams()
     assert torch.equal(scale, want) and zp.dtype == torch.int32 and zp.abs().sum() == 0
+    assert not m.scale.requires_grad  # the observer sets it: not learned
     m.disable_observer()
     assert m.static_enabled.item() == 0 and m.observer_enabled.item() == 0
+    assert m.scale.requires_grad and m.learning_enabled.item() == 1
 
 
 def test_switch_functions_apply_to_fakequant_modules_only():

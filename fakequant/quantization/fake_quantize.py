@@ -146,9 +146,10 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
 class LearnableFakeQuantize(FakeQuantizeBase):
     """LSQ: scale and zero point are Parameters learned by backprop (torch's _LearnableFakeQuantize layout).
 
-    While `static_enabled` (the observer switch) is on, the observer overwrites them every call; turn it
-    off (`disable_observer` / `enable_param_learning`) to learn them. A per-channel module created without
-    `channel_len` takes the channel count from the first observed tensor."""
+    While the observer is on (`static_enabled`) it sets them every call and they are not learned;
+    `disable_observer` (like `enable_param_learning`) stops it and learns them from there, so the usual
+    schedule (observers frozen after a few epochs) calibrates, then learns. A per-channel module created
+    without `channel_len` takes the channel count from the first observed tensor."""
 
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, scale=1.0, zero_point=0.0,
                  channel_len=-1, use_grad_scaling=False, **observer_kwargs):
@@ -174,9 +175,10 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         self.register_buffer("learning_enabled", torch.tensor([0], dtype=torch.uint8))
         self.bitwidth = int(torch.log2(torch.tensor(quant_max - quant_min + 1).double()).item())
         self.register_buffer("eps", torch.tensor([torch.finfo(torch.float32).eps]))
+        self.toggle_qparam_learning(False)
 
     def enable_observer(self, enabled: bool = True) -> None:
-        self.toggle_observer_update(enabled)
+        self.toggle_observer_update(enabled).toggle_qparam_learning(not enabled)
 
     def toggle_observer_update(self, enabled=True):
         self.static_enabled[0] = int(enabled)
