@@ -26,11 +26,19 @@ PHASES = ("BN live, observers on", "BN frozen, observers off")
 CASES = {"digits 16x1x8x8": (16, 1, 8), "32x3x32x32": (32, 3, 32), "64x3x64x64": (64, 3, 64)}
 
 
+class _PlainMean(torch.nn.Module):
+    """torch.ao's FloatFunctional has no mean: its eager models pool without an observer."""
+
+    def mean(self, x, dim):
+        return x.mean(dim)
+
+
 def torch_prepared(in_channels, backend):
     """The same network prepared by torch.ao: written with torch.ao's stubs / FloatFunctional and fused by
     torch.ao, since torch.ao's prepare_qat only recognises its own module types."""
     torch.manual_seed(0)
     model = TinyMobileNetV2(in_channels=in_channels).train()
+    model.pool = _PlainMean()
     for m in list(model.modules()):
         for child_name, child in list(m.named_children()):
             replacement = {fq.QuantStub: tq.QuantStub, fq.DeQuantStub: tq.DeQuantStub,
