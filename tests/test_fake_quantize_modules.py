@@ -176,3 +176,12 @@ def test_torch_qconfig_is_translated_class_by_class():
     assert isinstance(weight.activation_post_process, fq.MovingAveragePerChannelMinMaxObserver)
     with pytest.raises(ValueError, match="HistogramObserver"):
         fq.to_fakequant_qconfig(tq.QConfig(activation=tq.HistogramObserver, weight=tq.default_weight_observer))
+
+
+def test_learnable_symmetric_covers_one_signed_channels():
+    m = fq.get_qat_qconfig_nbits(4, 4, lsq=True).weight()
+    w = torch.randn(3, 8)
+    w[1] = -w[1].abs()  # all negative: the fused rule alone would move this channel's zero point to 7
+    y = m(w)
+    assert m.zero_point.abs().sum().item() == 0
+    assert bool(((y - w).abs() <= m.scale[:, None] / 2 + 1e-6).all())

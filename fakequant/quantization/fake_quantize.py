@@ -5,7 +5,7 @@ from torch import nn
 
 from . import _ops
 from .observer import (PER_CHANNEL, SYMMETRIC, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-                       quant_range, with_args)
+                       qparams, quant_range, with_args)
 
 __all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize", "LearnableFakeQuantize",
            "enable_fake_quant", "disable_fake_quant", "enable_observer", "disable_observer"]
@@ -212,10 +212,21 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         zero_point = self.zero_point.detach().round().clamp(self.quant_min, self.quant_max).to(torch.int32)
         return self.scale.detach(), zero_point
 
+    def _static_qparams(self):
+        obs = self.activation_post_process
+        if self.qscheme not in SYMMETRIC or not obs._observed():
+            return obs.calculate_qparams()
+        # The zero point is pinned to 0 (below). The rule keeps it at 0 only when min < 0 < max; a one-signed
+        # range gets the smallest opposite-signed end, so the scale still covers it with a zero point of 0.
+        mn, mx, tiny = obs.min_val, obs.max_val, torch.finfo(torch.float32).tiny
+        lo = torch.where((mn >= 0) & (mx > 0), -tiny, mn)
+        hi = torch.where((mx <= 0) & (mn < 0), tiny, mx)
+        return qparams(lo, hi, obs.quant_min, obs.quant_max, True, float(obs.eps.max()))
+
     def forward(self, x):
         if self.static_enabled.item():
             self.activation_post_process(x.detach())
-            scale, zero_point = self.activation_post_process.calculate_qparams()
+            scale, zero_point = self._static_qparams()
             if self.scale.shape != scale.shape:
                 self.scale.data = self.scale.data.new_empty(scale.shape)
                 self.zero_point.data = self.zero_point.data.new_empty(scale.shape)
