@@ -121,7 +121,9 @@ def test_learnable_matches_torch_when_learning(seed, per_channel, grad_scaling):
 def test_learnable_per_channel_takes_channels_from_the_first_batch():
     m = fq.get_lsq_qat_qconfig().weight()
     param = m.scale
-    m(torch.randn(6, 2, 3))
+    x = torch.randn(6, 2, 3)
+    x[:, 0, 0], x[:, 1, 0] = -2.0, 2.0  # both signs in every channel: the observer's qparams apply as they are
+    m(x)
     assert m.scale is param and m.scale.shape == (6,)
     scale, zp = m.calculate_qparams()
     want, _ = m.activation_post_process.calculate_qparams()
