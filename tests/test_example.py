@@ -8,9 +8,9 @@ FAST = ["--float-epochs", "1", "--qat-epochs", "3", "--freeze-bn-after", "1", "-
         "--subset", "160", "--no-progress", "--threads", "1"]
 
 
-@pytest.mark.parametrize("bits", ["8", "4"])
-def test_digits_workflow_runs_and_reports(bits, capsys):
-    result = qat.main(FAST + ["--bits", bits])
+@pytest.mark.parametrize("bits,extra", [("8", []), ("4", []), ("4", ["--lsq"])])
+def test_digits_workflow_runs_and_reports(bits, extra, capsys):
+    result = qat.main(FAST + ["--bits", bits] + extra)
     for key in ("float", "ptq", "qat"):
         assert 0.0 <= result[key] <= 100.0
     assert len(result["qat_history"]) == 3

@@ -121,13 +121,17 @@ def test_learnable_matches_torch_when_learning(seed, per_channel, grad_scaling):
 def test_learnable_per_channel_takes_channels_from_the_first_batch():
     m = fq.get_lsq_qat_qconfig().weight()
     param = m.scale
-    m(torch.randn(6, 2, 3))
+    x = torch.randn(6, 2, 3)
+    x[:, 0, 0], x[:, 1, 0] = -2.0, 2.0  # both signs in every channel: the observer's qparams apply as they are
+    m(x)
     assert m.scale is param and m.scale.shape == (6,)
     scale, zp = m.calculate_qparams()
     want, _ = m.activation_post_process.calculate_qparams()
     assert torch.equal(scale, want) and zp.dtype == torch.int32 and zp.abs().sum() == 0
+    assert not m.scale.requires_grad  # the observer sets it: not learned
     m.disable_observer()
     assert m.static_enabled.item() == 0 and m.observer_enabled.item() == 0
+    assert m.scale.requires_grad and m.learning_enabled.item() == 1
 
 
 def test_switch_functions_apply_to_fakequant_modules_only():
@@ -174,3 +178,12 @@ def test_torch_qconfig_is_translated_class_by_class():
     assert isinstance(weight.activation_post_process, fq.MovingAveragePerChannelMinMaxObserver)
     with pytest.raises(ValueError, match="HistogramObserver"):
         fq.to_fakequant_qconfig(tq.QConfig(activation=tq.HistogramObserver, weight=tq.default_weight_observer))
+
+
+def test_learnable_symmetric_covers_one_signed_channels():
+    m = fq.get_qat_qconfig_nbits(4, 4, lsq=True).weight()
+    w = torch.randn(3, 8)
+    w[1] = -w[1].abs()  # all negative: the fused rule alone would move this channel's zero point to 7
+    y = m(w)
+    assert m.zero_point.abs().sum().item() == 0
+    assert bool(((y - w).abs() <= m.scale[:, None] / 2 + 1e-6).all())

@@ -24,6 +24,8 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=int, default=8, help="--data images are resized to this (default 8)")
     p.add_argument("--bits", type=int, choices=(8, 4), default=8,
                    help="8: the backend's default QAT qconfig; 4: activations 0..15, weights -8..7 per channel")
+    p.add_argument("--lsq", action="store_true",
+                   help="LearnableFakeQuantize (LSQ): scales follow the observers, then are learned once frozen")
     p.add_argument("--backend", default="x86", choices=fq.BACKENDS)
     p.add_argument("--float-epochs", type=int, default=30)
     p.add_argument("--qat-epochs", type=int, default=8)
@@ -45,8 +47,8 @@ def parse_args(argv=None):
 
 def qconfig_for(args):
     if args.bits == 8:
-        return fq.get_default_qat_qconfig(args.backend)
-    return fq.get_qat_qconfig_nbits(activation_bits=4, weight_bits=4)
+        return fq.get_lsq_qat_qconfig(args.backend) if args.lsq else fq.get_default_qat_qconfig(args.backend)
+    return fq.get_qat_qconfig_nbits(activation_bits=4, weight_bits=4, lsq=args.lsq)
 
 
 def shift_augment(x, gen):

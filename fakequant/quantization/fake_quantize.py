@@ -5,7 +5,7 @@ from torch import nn
 
 from . import _ops
 from .observer import (PER_CHANNEL, SYMMETRIC, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-                       quant_range, with_args)
+                       qparams, quant_range, with_args)
 
 __all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize", "LearnableFakeQuantize",
            "enable_fake_quant", "disable_fake_quant", "enable_observer", "disable_observer"]
@@ -146,9 +146,10 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
 class LearnableFakeQuantize(FakeQuantizeBase):
     """LSQ: scale and zero point are Parameters learned by backprop (torch's _LearnableFakeQuantize layout).
 
-    While `static_enabled` (the observer switch) is on, the observer overwrites them every call; turn it
-    off (`disable_observer` / `enable_param_learning`) to learn them. A per-channel module created without
-    `channel_len` takes the channel count from the first observed tensor."""
+    While the observer is on (`static_enabled`) it sets them every call and they are not learned;
+    `disable_observer` (like `enable_param_learning`) stops it and learns them from there, so the usual
+    schedule (observers frozen after a few epochs) calibrates, then learns. A per-channel module created
+    without `channel_len` takes the channel count from the first observed tensor."""
 
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, scale=1.0, zero_point=0.0,
                  channel_len=-1, use_grad_scaling=False, **observer_kwargs):
@@ -174,9 +175,10 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         self.register_buffer("learning_enabled", torch.tensor([0], dtype=torch.uint8))
         self.bitwidth = int(torch.log2(torch.tensor(quant_max - quant_min + 1).double()).item())
         self.register_buffer("eps", torch.tensor([torch.finfo(torch.float32).eps]))
+        self.toggle_qparam_learning(False)
 
     def enable_observer(self, enabled: bool = True) -> None:
-        self.toggle_observer_update(enabled)
+        self.toggle_observer_update(enabled).toggle_qparam_learning(not enabled)
 
     def toggle_observer_update(self, enabled=True):
         self.static_enabled[0] = int(enabled)
@@ -210,10 +212,21 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         zero_point = self.zero_point.detach().round().clamp(self.quant_min, self.quant_max).to(torch.int32)
         return self.scale.detach(), zero_point
 
+    def _static_qparams(self):
+        obs = self.activation_post_process
+        if self.qscheme not in SYMMETRIC or not obs._observed():
+            return obs.calculate_qparams()
+        # The zero point is pinned to 0 (below). The rule keeps it at 0 only when min < 0 < max; a one-signed
+        # range gets the smallest opposite-signed end, so the scale still covers it with a zero point of 0.
+        mn, mx, tiny = obs.min_val, obs.max_val, torch.finfo(torch.float32).tiny
+        lo = torch.where((mn >= 0) & (mx > 0), -tiny, mn)
+        hi = torch.where((mx <= 0) & (mn < 0), tiny, mx)
+        return qparams(lo, hi, obs.quant_min, obs.quant_max, True, float(obs.eps.max()))
+
     def forward(self, x):
         if self.static_enabled.item():
             self.activation_post_process(x.detach())
-            scale, zero_point = self.activation_post_process.calculate_qparams()
+            scale, zero_point = self._static_qparams()
             if self.scale.shape != scale.shape:
                 self.scale.data = self.scale.data.new_empty(scale.shape)
                 self.zero_point.data = self.zero_point.data.new_empty(scale.shape)

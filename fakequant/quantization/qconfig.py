@@ -75,16 +75,19 @@ def get_default_qat_qconfig(backend="x86", version=1):
     return QConfig(activation=act, weight=weight)
 
 
-def get_qat_qconfig_nbits(activation_bits=8, weight_bits=8, per_channel=True):
-    """Fused fake quant at other widths: activations quint8 0..2^a-1, weights symmetric -2^(w-1)..2^(w-1)-1."""
+def get_qat_qconfig_nbits(activation_bits=8, weight_bits=8, per_channel=True, lsq=False):
+    """Other widths: activations quint8 0..2^a-1, weights symmetric -2^(w-1)..2^(w-1)-1; fused fake quant,
+    or LearnableFakeQuantize (grad scaling on) with lsq=True."""
     for name, bits in (("activation_bits", activation_bits), ("weight_bits", weight_bits)):
         if not (isinstance(bits, int) and 2 <= bits <= 8):
             raise ValueError(f"{name} must be an int in 2..8, got {bits!r}")
-    act = fq.FusedMovingAvgObsFakeQuantize.with_args(observer=obs.MovingAverageMinMaxObserver, quant_min=0,
-                                                     quant_max=2**activation_bits - 1, dtype=torch.quint8)
-    weight = fq.FusedMovingAvgObsFakeQuantize.with_args(
-        observer=obs.MovingAveragePerChannelMinMaxObserver if per_channel else obs.MovingAverageMinMaxObserver,
-        quant_min=-(2 ** (weight_bits - 1)), quant_max=2 ** (weight_bits - 1) - 1, dtype=torch.qint8,
+    cls, extra = (fq.LearnableFakeQuantize, dict(use_grad_scaling=True)) if lsq else (
+        fq.FusedMovingAvgObsFakeQuantize, {})
+    act = cls.with_args(observer=obs.MovingAverageMinMaxObserver, quant_min=0, quant_max=2**activation_bits - 1,
+                        dtype=torch.quint8, **extra)
+    weight_observer = obs.MovingAveragePerChannelMinMaxObserver if per_channel else obs.MovingAverageMinMaxObserver
+    weight = cls.with_args(
+        observer=weight_observer, **extra, quant_min=-(2 ** (weight_bits - 1)), quant_max=2 ** (weight_bits - 1) - 1, dtype=torch.qint8,
         qscheme=torch.per_channel_symmetric if per_channel else torch.per_tensor_symmetric)
     return QConfig(activation=act, weight=weight)
 
