@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "conv_geometry.h"
 
@@ -108,6 +109,19 @@ ARows a_rows(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp, uint
 void a_row_sums(ARows a, int64_t rows, int64_t k, int32_t* rowsum);
 // Largest byte of rows [0, rows) of `a`, k < K.
 uint8_t a_max(ARows a, int64_t rows, int64_t k);
+
+// Every kernel's first step for a block of rows [m0, m0 + rows): the A rows packed into buf (grown as
+// needed) and, when some weight zero point is nonzero, their row sums in sums.
+static inline ARows load_a_block(const Int8GemmParams& p, int64_t m0, int64_t rows, int64_t kp,
+                                 std::vector<uint8_t>& buf, std::vector<int32_t>& sums) {
+  if (buf.size() < static_cast<size_t>(rows * kp)) buf.resize(rows * kp);
+  const ARows a = a_rows(p, m0, rows, kp, buf.data());
+  if (p.w_zp_nonzero) {
+    sums.resize(rows);
+    a_row_sums(a, rows, p.b.k, sums.data());
+  }
+  return a;
+}
 
 // Corrected accumulator: acc - col_corr[n] - w_zp[n] * rowsum[m], wrapping mod 2^32 like the vector code.
 static inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n, int32_t rowsum) {

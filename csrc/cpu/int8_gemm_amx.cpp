@@ -78,12 +78,7 @@ void int8_gemm_amx(const Int8GemmParams& p, int64_t m0, int64_t m1, int64_t nb0,
   alignas(64) int32_t c[2 * kTileRows * 32];
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t rows = std::min(mc, m1 - mb);
-    if (buf.size() < static_cast<size_t>(rows * kp)) buf.resize(rows * kp);
-    const ARows a = a_rows(p, mb, rows, kp, buf.data());
-    if (p.w_zp_nonzero) {
-      sums.resize(rows);
-      a_row_sums(a, rows, k, sums.data());
-    }
+    const ARows a = load_a_block(p, mb, rows, kp, buf, sums);
     // Tiles read 16 whole rows: a last partial group is copied, zero rows after it.
     const int64_t groups = (rows + kTileRows - 1) / kTileRows, last = rows - (groups - 1) * kTileRows;
     std::vector<ATile> at(groups + 1);

@@ -70,12 +70,7 @@ void int8_gemm_vnni(const Int8GemmParams& p, int64_t m0, int64_t m1, int64_t nb0
   thread_local std::vector<int32_t> sums;
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t rows = std::min(mc, m1 - mb);
-    if (buf.size() < static_cast<size_t>(rows * kp)) buf.resize(rows * kp);
-    const ARows a = a_rows(p, mb, rows, kp, buf.data());
-    if (p.w_zp_nonzero) {
-      sums.resize(rows);
-      a_row_sums(a, rows, k, sums.data());
-    }
+    const ARows a = load_a_block(p, mb, rows, kp, buf, sums);
     for (int64_t nb = nb0; nb < nb1; ++nb) {
       const int64_t n = nb * kNB, ncols = std::min(kNB, p.b.n - n);
       const int8_t* b = p.b.data + nb * kpb * kNB;
