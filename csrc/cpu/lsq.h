@@ -84,20 +84,14 @@ template <class Row>
 static inline void dispatch_lsq_grad(const LsqGradParams& p, int64_t begin, int64_t end, double* ds, double* dz,
                                      Row&& row) {
   const int last = p.it.ndim - 1;
-  const int64_t st = p.it.in_stride[last];
-  const bool ok = with_vector_dtype(p.dtype, [&](auto t) {
-    const int64_t es = elem_size(decltype(t)::value);
-    for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-      const int64_t done = st != 1 ? 0
-                                   : row(t, p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim],
-                                         static_cast<const char*>(p.x) + off * es,
-                                         static_cast<const char*>(p.dy) + off * es, static_cast<char*>(p.dx) + off * es, n);
-      if (done == n) return;
-      with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
-        lsq_grad_row_scalar(p, tail_idx, off + done * st, n - done, ds, dz);
-      });
-    });
-  });
+  const bool ok = for_each_vector_row(
+      p.it, p.dtype, begin, end,
+      [&](auto t, const int64_t* idx, int64_t off, int64_t n) {
+        const int64_t es = elem_size(decltype(t)::value);
+        return row(t, p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim], static_cast<const char*>(p.x) + off * es,
+                   static_cast<const char*>(p.dy) + off * es, static_cast<char*>(p.dx) + off * es, n);
+      },
+      [&](const int64_t* idx, int64_t off, int64_t n) { lsq_grad_row_scalar(p, idx, off, n, ds, dz); });
   if (!ok) lsq_grad_ref(p, begin, end, ds, dz);
 }
 

@@ -45,19 +45,14 @@ template <class Row>
 static inline void dispatch_minmax(const MinMaxParams& p, int64_t begin, int64_t end, float* mn, float* mx,
                                    Row&& row) {
   const int last = p.it.ndim - 1;
-  const int64_t st = p.it.in_stride[last];
-  const bool ok = with_vector_dtype(p.dtype, [&](auto t) {
-    const int64_t es = elem_size(decltype(t)::value);
-    for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
-      const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
-      const int64_t done =
-          st != 1 ? 0 : row(t, p.ch_dim == last, static_cast<const char*>(p.x) + off * es, n, mn + c, mx + c);
-      if (done == n) return;
-      with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
-        minmax_row_scalar(p, tail_idx, off + done * st, n - done, mn, mx);
-      });
-    });
-  });
+  const bool ok = for_each_vector_row(
+      p.it, p.dtype, begin, end,
+      [&](auto t, const int64_t* idx, int64_t off, int64_t n) {
+        const int64_t c = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
+        return row(t, p.ch_dim == last, static_cast<const char*>(p.x) + off * elem_size(decltype(t)::value), n,
+                   mn + c, mx + c);
+      },
+      [&](const int64_t* idx, int64_t off, int64_t n) { minmax_row_scalar(p, idx, off, n, mn, mx); });
   if (!ok) minmax_ref(p, begin, end, mn, mx);
 }
 

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "../params.h"
+#include "strided.h"
 
 namespace fakequant {
 
@@ -44,6 +45,22 @@ static inline void with_tail_index(const int64_t* idx, int ndim, int64_t done, T
   for (int d = 0; d < ndim; ++d) tail_idx[d] = idx[d];
   tail_idx[ndim - 1] += done;
   tail(static_cast<const int64_t*>(tail_idx));
+}
+
+// Walks the elements [begin, end) of `it` for the vector dtypes: vec(dtype_tag, idx, off, n) does the
+// vectors of each unit-stride row (rows of another stride go to scalar whole) and returns how many
+// elements it did; scalar(tail_idx, off, n) does the rest. False, doing nothing, for other dtypes.
+template <class Vec, class Scalar>
+static inline bool for_each_vector_row(const Strided& it, DType dtype, int64_t begin, int64_t end, Vec&& vec,
+                                       Scalar&& scalar) {
+  const int64_t st = it.in_stride[it.ndim - 1];
+  return with_vector_dtype(dtype, [&](auto t) {
+    for_each_row(it, begin, end, [&](int64_t, const int64_t* idx, int64_t off, int64_t, int64_t n) {
+      const int64_t done = st != 1 ? 0 : vec(t, idx, off, n);
+      if (done == n) return;
+      with_tail_index(idx, it.ndim, done, [&](const int64_t* tail_idx) { scalar(tail_idx, off + done * st, n - done); });
+    });
+  });
 }
 
 }  // namespace fakequant
