@@ -17,6 +17,7 @@
 #include "cpu/qconvert.h"
 #include "cpu/qelementwise.h"
 #include "dispatch.h"
+#include "int8_args.h"
 #include "layout.h"
 
 namespace fakequant {
@@ -92,33 +93,6 @@ std::tuple<at::Tensor, at::Tensor, int64_t, int64_t> pack_weight(const at::Tenso
   return {data, colsum, empty ? 0 : w.min().item<int64_t>(), empty ? 0 : w.max().item<int64_t>()};
 }
 
-Epilogue parse_out_dtype(const std::string& s) {
-  if (s == "int32") return Epilogue::Int32;
-  if (s == "uint8") return Epilogue::U8;
-  if (s == "float32") return Epilogue::F32;
-  value_error("out_dtype must be 'int32', 'uint8' or 'float32', got '" + s + "'");
-}
-
-const at::ScalarType kOutType[] = {at::kInt, at::kByte, at::kFloat};
-
-// A per-column float32 / int32 vector of the weight's N entries, contiguous.
-at::Tensor column_vector(const std::optional<at::Tensor>& t, const char* name, at::ScalarType type, int64_t n) {
-  if (!t) return {};
-  check_cpu(*t, name);
-  check_dtype(*t, name, {type});
-  check_1d(*t, name, n);
-  return t->contiguous();
-}
-
-// The requantization arguments shared by the GEMM and the depthwise conv.
-struct EpilogueArgs {
-  std::optional<at::Tensor> w_scale, w_zp, bias;
-  double x_scale, out_scale;
-  int64_t out_zp, out_qmin, out_qmax;
-  bool relu;
-  std::string out_dtype;
-};
-
 // The epilogue's per-column vectors, kept alive for one call.
 struct EpilogueStorage {
   std::vector<int32_t> ints;
@@ -128,19 +102,10 @@ struct EpilogueStorage {
 // Fills p's epilogue from `e` (p.b's colsum, n and k must be set).
 void setup_epilogue(Int8GemmParams& p, EpilogueStorage& st, const EpilogueArgs& e, bool a_signed,
                           int64_t a_zp) {
-  p.epi = parse_out_dtype(e.out_dtype);
-  if (p.epi != Epilogue::Int32) check_scale(e.x_scale, "input scale");
-  if (p.epi == Epilogue::U8) {
-    check_scale(e.out_scale, "output scale");
-    check_quant_range(e.out_qmin, e.out_qmax);
-    check_zero_point_in_range(e.out_qmin, 0, 255, "output quant_min");
-    check_zero_point_in_range(e.out_qmax, 0, 255, "output quant_max");
-    check_zero_point_in_range(e.out_zp, e.out_qmin, e.out_qmax, "output zero_point");
-  }
+  p.epi = check_epilogue(e);
   const int64_t n = p.b.n;
-  const at::Tensor ws = column_vector(e.w_scale, "weight scale", at::kFloat, n);
-  const at::Tensor wz = column_vector(e.w_zp, "weight zero_point", at::kInt, n);
-  const at::Tensor bs = column_vector(e.bias, "bias", at::kFloat, n);
+  const EpilogueColumns cols = epilogue_columns(e, n, at::Device(at::kCPU));
+  const at::Tensor &ws = cols.w_scale, &wz = cols.w_zp, &bs = cols.bias;
   const int64_t npad = packed_blocks(n) * kNB;
   st.ints.assign(2 * npad, 0);
   st.floats.assign(2 * npad, 0.f);
@@ -153,11 +118,6 @@ void setup_epilogue(Int8GemmParams& p, EpilogueStorage& st, const EpilogueArgs& 
   p.out_zp = static_cast<int32_t>(e.out_zp);
   p.out_min = static_cast<int32_t>(e.relu ? std::max(e.out_qmin, e.out_zp) : e.out_qmin);
   p.out_max = static_cast<int32_t>(e.out_qmax);
-}
-
-void check_input_zero_point(int64_t zp, bool is_signed) {
-  if (is_signed ? (zp < -128 || zp > 127) : (zp < 0 || zp > 255))
-    value_error("input zero_point (" + std::to_string(zp) + ") is outside the input dtype's range");
 }
 
 // Checks a packed weight [n, k] and points p.b at it.
@@ -176,7 +136,7 @@ void set_packed(Int8GemmParams& p, const at::Tensor& packed, const at::Tensor& c
 // The [m, n] output of p's epilogue: `out` when given (checked), else a new tensor; sets p.out, p.ldc.
 at::Tensor gemm_output(Int8GemmParams& p, const std::optional<at::Tensor>& out, const at::TensorOptions& like) {
   const int64_t m = p.m, n = p.b.n;
-  const at::ScalarType type = kOutType[static_cast<int>(p.epi)];
+  const at::ScalarType type = out_scalar_type(p.epi);
   at::Tensor y;
   if (out) {
     y = *out;
@@ -223,39 +183,13 @@ std::tuple<at::Tensor, at::Tensor> pack_dw(const at::Tensor& w, const at::Tensor
   if (w.size(1) != 1)
     value_error("a depthwise weight has one input channel per group, got " + std::to_string(w.size(1)));
   const int64_t c = w.size(0), taps = w.size(2) * w.size(3), cpad = round_up(std::max<int64_t>(c, 1), 16);
-  const at::Tensor wz = column_vector(w_zp, "weight zero_point", at::kInt, c);
+  const at::Tensor wz = column_vector(w_zp, "weight zero_point", at::kInt, c, w.device());
   const at::Tensor wc = w.contiguous();
   at::Tensor out = at::empty({taps * cpad}, w.options().dtype(at::kInt));
   at::Tensor colsum = at::empty({packed_blocks(c) * kNB}, w.options().dtype(at::kInt)).zero_();
   pack_dw_weight(wc.data_ptr<int8_t>(), wz.data_ptr<int32_t>(), c, taps, cpad, out.data_ptr<int32_t>(),
                  colsum.data_ptr<int32_t>());
   return {out, colsum};
-}
-
-// A conv's geometry over a uint8 [N, C, H, W] input (made channels-last contiguous in *xc).
-ConvGeometry conv_geometry(const at::Tensor& x, at::Tensor& xc, int64_t kh, int64_t kw,
-                           const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                           const std::vector<int64_t>& dilation, int64_t x_zp) {
-  check_cpu(x, "input");
-  check_dtype(x, "input", {at::kByte});
-  check_dim(x, "input", 4);
-  check_input_zero_point(x_zp, false);
-  if (stride.size() != 2 || padding.size() != 2 || dilation.size() != 2)
-    value_error("stride, padding and dilation must have two entries each");
-  ConvGeometry g;
-  g.batch = x.size(0), g.c = x.size(1), g.h = x.size(2), g.w = x.size(3);
-  g.kh = kh, g.kw = kw, g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1];
-  g.dh = dilation[0], g.dw = dilation[1];
-  if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.ph < 0 || g.pw < 0 || kh < 1 || kw < 1)
-    value_error("stride and dilation must be >= 1, padding >= 0 and the kernel non-empty");
-  g.oh = (g.h + 2 * g.ph - g.dh * (kh - 1) - 1) / g.sh + 1;
-  g.ow = (g.w + 2 * g.pw - g.dw * (kw - 1) - 1) / g.sw + 1;
-  if (g.h + 2 * g.ph < g.dh * (kh - 1) + 1 || g.w + 2 * g.pw < g.dw * (kw - 1) + 1)
-    value_error("input is smaller than the (dilated) kernel");
-  xc = x.contiguous(at::MemoryFormat::ChannelsLast);
-  g.x = xc.data_ptr<uint8_t>();
-  g.x_zp = static_cast<int32_t>(x_zp);
-  return g;
 }
 
 using DwKernel = void (*)(const DwConvParams&, int64_t, int64_t);
@@ -265,6 +199,7 @@ constexpr DwKernel kDw[] = {dwconv_ref, dwconv_avx2, dwconv_avx512};
 at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor& colsum, int64_t kh, int64_t kw,
                   const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                   const std::vector<int64_t>& dilation, int64_t x_zp, const EpilogueArgs& e) {
+  check_cpu(x, "input");
   DwConvParams p;
   at::Tensor xc;
   p.g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
@@ -276,7 +211,7 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
   EpilogueStorage st;
   setup_epilogue(p.epi, st, e, false, x_zp);
   p.epi.w_zp_nonzero = false;  // folded into the taps
-  const at::ScalarType out_type = kOutType[static_cast<int>(p.epi.epi)];
+  const at::ScalarType out_type = out_scalar_type(p.epi.epi);
   at::Tensor y =
       at::empty({p.g.batch, p.g.c, p.g.oh, p.g.ow}, x.options().dtype(out_type), at::MemoryFormat::ChannelsLast);
   p.taps = taps.data_ptr<int32_t>();
@@ -295,6 +230,7 @@ at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Te
                      int64_t wmin, int64_t wmax, int64_t kh, int64_t kw, const std::vector<int64_t>& stride,
                      const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t c0,
                      int64_t x_zp, const EpilogueArgs& e, const std::optional<at::Tensor>& out) {
+  check_cpu(x, "input");
   at::Tensor xc;
   const ConvGeometry g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
   if (k % (kh * kw) != 0 || c0 < 0 || c0 + k / (kh * kw) > g.c)
@@ -321,21 +257,12 @@ at::Tensor qconvert(const at::Tensor& x, const float* scale, const float* zp, in
                     int64_t qmax, bool quantize, bool q_signed) {
   check_cpu(x, "input");
   QConvertParams p;
-  if (quantize) {
-    p.dtype = check_float_input(x, "input");
-    check_quant_range(qmin, qmax);
-    if (q_signed ? (qmin < -128 || qmax > 127) : (qmin < 0 || qmax > 255))
-      value_error("quant_min and quant_max must lie in the output dtype's range");
-  } else {
-    check_dtype(x, "input", {at::kByte, at::kChar});
-    q_signed = x.scalar_type() == at::kChar;
-  }
-  const at::ScalarType out_type = quantize ? (q_signed ? at::kChar : at::kByte) : at::kFloat;
-  at::Tensor y = at::empty_like(x, x.options().dtype(out_type), at::MemoryFormat::Preserve);
+  if (quantize) p.dtype = check_float_input(x, "input");
+  p.q_signed = quantize ? q_signed : x.scalar_type() == at::kChar;
+  const at::Tensor y = quantize ? quantize_output(x, qmin, qmax, q_signed) : dequantize_output(x);
   p.it = make_strided(walk_order(x, axis), x, y, axis, &p.ch_dim);
   p.x = x.data_ptr();
   p.y = y.data_ptr();
-  p.q_signed = q_signed;
   p.scale = scale;
   p.zero_point = zp;
   p.quant_min = static_cast<float>(qmin);
@@ -389,49 +316,12 @@ constexpr QeKernel kElementwise[] = {qelementwise_ref, qelementwise_avx2, qeleme
 at::Tensor elementwise(const std::string& op, const at::Tensor& input, double sa, int64_t za,
                        const std::optional<at::Tensor>& other, double sb, int64_t zb, double sy, int64_t zy,
                        int64_t qmin, int64_t qmax) {
-  QElementwiseParams p;
-  if (op == "add") {
-    p.op = QOp::Add;
-  } else if (op == "mul") {
-    p.op = QOp::Mul;
-  } else if (op == "requant") {
-    p.op = QOp::Requant;
-  } else {
-    value_error("op must be 'add', 'mul' or 'requant', got '" + op + "'");
-  }
   check_cpu(input, "input");
-  check_dtype(input, "input", {at::kByte});
-  const at::Tensor a = input.is_non_overlapping_and_dense() ? input : input.contiguous();
-  at::Tensor b;
-  if (p.op != QOp::Requant) {
-    if (!other) value_error("op '" + op + "' needs a second operand");
-    check_cpu(*other, "other");
-    check_dtype(*other, "other", {at::kByte});
-    if (!at::is_expandable_to(other->sizes(), a.sizes()))
-      value_error("other's shape does not broadcast to input's shape");
-    b = other->expand(a.sizes());
-    if (b.strides() != a.strides()) b = at::empty_like(a).copy_(b);
-    check_scale(sb, "other scale");
-    check_input_zero_point(zb, false);
-    p.b = b.data_ptr<uint8_t>();
-  }
-  check_scale(sa, "input scale");
-  check_scale(sy, "output scale");
-  check_input_zero_point(za, false);
-  check_quant_range(qmin, qmax);
-  check_zero_point_in_range(qmin, 0, 255, "quant_min");
-  check_zero_point_in_range(qmax, 0, 255, "quant_max");
-  check_zero_point_in_range(zy, qmin, qmax, "output zero_point");
-  at::Tensor y = at::empty_like(a, at::MemoryFormat::Preserve);
-  p.a = a.data_ptr<uint8_t>();
-  p.y = y.data_ptr<uint8_t>();
-  p.sa = static_cast<float>(sa), p.za = static_cast<float>(za);
-  p.sb = static_cast<float>(sb), p.zb = static_cast<float>(zb);
-  p.sy = static_cast<float>(sy), p.zy = static_cast<float>(zy);
-  p.quant_min = static_cast<float>(qmin), p.quant_max = static_cast<float>(qmax);
+  if (other) check_cpu(*other, "other");
+  const ElementwiseArgs e = elementwise_args(op, input, sa, za, other, sb, zb, sy, zy, qmin, qmax);
   const QeKernel k = pick_kernel(kElementwise);
-  parallel_blocks(a.numel(), [&](int64_t b0, int64_t b1) { k(p, b0, b1); });
-  return y;
+  parallel_blocks(e.a.numel(), [&](int64_t b0, int64_t b1) { k(e.p, b0, b1); });
+  return e.y;
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ struct FakeQuantParams {
   float quant_min = 0.f, quant_max = 0.f;
 };
 
+// What the int8 GEMM and depthwise conv write: raw int32 sums, requantized uint8 (fbgemm's
+// ReQuantizeOutput) or float32 (fbgemm's ReQuantizeForFloat).
+enum class Epilogue : int32_t { Int32 = 0, U8 = 1, F32 = 2 };
+
 // dx = dy * mask over the same iteration order as the forward that wrote the mask.
 struct MaskGradParams {
   const void* dy = nullptr;

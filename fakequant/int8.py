@@ -1,4 +1,4 @@
-"""fakequant.int8 — exact int8 matrix products on CPU: int8_mm and its packed-weight form."""
+"""fakequant.int8 — exact int8 matrix products: int8_mm, and the requantizing GEMM with its weight forms."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -28,10 +28,21 @@ def pack_weight(weight: torch.Tensor) -> PackedWeight:
     return PackedWeight(data, colsum, weight.shape[0], weight.shape[1], wmin, wmax)
 
 
-def int8_gemm(input: torch.Tensor, packed: PackedWeight, input_zero_point: int, epilogue, out=None) -> torch.Tensor:
+def prepare_weight(weight: torch.Tensor):
+    """An int8 weight [N, K] in the form int8_gemm takes on its device: packed on the CPU, as it
+    is on CUDA (the tensor-core kernel reads plain rows)."""
+    _check_tensor(weight, "weight")
+    return weight if weight.device.type == "cuda" else pack_weight(weight)
+
+
+def int8_gemm(input: torch.Tensor, packed, input_zero_point: int, epilogue, out=None) -> torch.Tensor:
     """epilogue(sum_k (input[m, k] - input_zero_point) * (w[n, k] - w_zp[n])) with a
-    _C.Int8Epilogue; input is uint8 or int8 [M, K] with any strides."""
+    _C.Int8Epilogue; input is uint8 or int8 [M, K] with any strides, packed the weight from
+    prepare_weight (a PackedWeight on the CPU, the int8 tensor on CUDA)."""
     _check_tensor(input, "input")
+    if input.device.type == "cuda":
+        y = _kernel("int8_gemm", input)(input, packed, input_zero_point, epilogue)
+        return y if out is None else out.copy_(y)
     if not isinstance(packed, PackedWeight):
         raise TypeError(f"fakequant: packed must be a PackedWeight (from pack_weight), got {type(packed).__name__}")
     return _C.int8_gemm(input, packed.data, packed.colsum, packed.n, packed.k, packed.wmin, packed.wmax,

@@ -13,7 +13,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fakequant
+import fakequant.nn.quantized as fnq
 from fakequant import _C, ops
+from fakequant.int8 import int8_gemm, pack_weight
 
 HAS_GPU = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not (HAS_GPU and _C.cuda_built), reason="needs a GPU and fakequant built with CUDA")
@@ -117,9 +119,17 @@ def test_cuda_smoke_every_kernel():
     for m, n, k in [(33, 17, 48), (33, 17, 45)]:  # tensor-core kernel, dp4a kernel
         a, w = int8_operands(m, n, k, torch.uint8, k)
         exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), (a.long() @ w.long().T).int())
-        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 3, torch.ones(n, device="cuda"),
-                          torch.zeros(n, dtype=torch.int32, device="cuda"), None, 0.1, 0.5, 2, relu=True,
-                          out_dtype="uint8")
+        epi = _C.Int8Epilogue(torch.ones(n, device="cuda"), torch.zeros(n, dtype=torch.int32, device="cuda"), None,
+                              0.1, 0.5, 2, relu=True, out_dtype="uint8")
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 3, epi)
+    qx = torch.randint(0, 256, (2, 6, 9, 7), dtype=torch.uint8).cuda().contiguous(memory_format=torch.channels_last)
+    wd = torch.randint(-128, 128, (6, 1, 3, 3), dtype=torch.int8).cuda()
+    epi = _C.Int8Epilogue(torch.ones(6, device="cuda"), torch.ones(6, dtype=torch.int32, device="cuda"), None, 0.1,
+                          0.5, 2, out_dtype="uint8")
+    _C.cuda_int8_dwconv(qx, wd, [2, 1], [1, 1], [1, 2], 5, epi)
+    q = _C.cuda_quantize_per_tensor(v.cuda(), 0.1, 3, 0, 255, False)
+    _C.cuda_dequantize_per_tensor(q, 0.1, 3)
+    _C.cuda_int8_elementwise("add", q, 0.1, 3, q[:1], 0.2, 4, 0.3, 5, 0, 255)
     torch.cuda.synchronize()
 
 
@@ -459,8 +469,7 @@ def epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out
     s = torch.tensor(sa, dtype=torch.float32) * sw
     b = bias if bias is not None else torch.zeros_like(sw)
     if out_dtype == "float32":
-        y = acc.float() * s + b
-        return y.clamp_min(0) if relu else y
+        return acc.float() * s + b
     v = (acc.float() + b / s) * (s / torch.tensor(sy, dtype=torch.float32))
     return (torch.round(v).long() + zy).clamp(max(qmin, zy) if relu else qmin, qmax).to(torch.uint8)
 
@@ -480,9 +489,13 @@ def test_int8_gemm_epilogue_matches_formula(a_dtype, shape, out_dtype, relu, wit
     bias = torch.randn(n, generator=g) if with_bias else None
     za = 7 if a_dtype == torch.uint8 else -5
     sa, sy, zy, qmin, qmax = 0.05, 0.2, 11, 3, 250
-    out = _C.cuda_int8_gemm(a.cuda(), w.cuda(), za, sw.cuda(), zw.cuda(), bias.cuda() if bias is not None else None,
-                            sa, sy, zy, qmin, qmax, relu, out_dtype)
-    exact(out.cpu(), epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype))
+    relu = relu and out_dtype == "uint8"  # relu is fused into uint8 outputs only
+    epi = _C.Int8Epilogue(sw.cuda(), zw.cuda(), bias.cuda() if bias is not None else None, sa, sy, zy, qmin, qmax,
+                          relu, out_dtype)
+    out = _C.cuda_int8_gemm(a.cuda(), w.cuda(), za, epi).cpu()
+    exact(out, epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype))
+    cpu_epi = _C.Int8Epilogue(sw, zw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype)
+    exact(out, int8_gemm(a, pack_weight(w), za, cpu_epi))  # the CPU GEMM, same epilogue
 
 
 @needs_cuda
@@ -502,7 +515,17 @@ def test_cuda_device_mixups_are_clear_errors():
         _C.cuda_int8_mm(a.cuda(), a.cuda())
     with pytest.raises(ValueError, match="K differs"):
         _C.cuda_int8_mm(a.cuda(), w[:, :8].cuda())
-    with pytest.raises(RuntimeError, match="weight_scale is on cpu"):
-        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 0, torch.ones(5), out_dtype="uint8")
+    with pytest.raises(RuntimeError, match="weight scale is on cpu"):
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 0, _C.Int8Epilogue(torch.ones(5), out_dtype="uint8"))
     with pytest.raises(ValueError, match="out_dtype"):
-        _C.cuda_int8_gemm(a.cuda(), w.cuda(), out_dtype="int8")
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 0, _C.Int8Epilogue(out_dtype="int8"))
+    with pytest.raises(ValueError, match="relu is fused into uint8 outputs only"):
+        _C.cuda_int8_gemm(a.cuda(), w.cuda(), 0, _C.Int8Epilogue(relu=True, out_dtype="float32"))
+    with pytest.raises(RuntimeError, match="input is on cpu"):
+        _C.cuda_quantize_per_tensor(x.cpu(), 0.1, 0, 0, 255, False)
+    q = _C.cuda_quantize_per_tensor(x, 0.1, 0, 0, 255, False)
+    with pytest.raises(RuntimeError, match="other is on cpu"):
+        _C.cuda_int8_elementwise("add", q, 0.1, 0, q.cpu(), 0.1, 0, 0.1, 0, 0, 255)
+    mod = fnq.Linear.from_float(torch.randn(5, 3), None, 0.01, 0, 0.1, 0)
+    with pytest.raises(RuntimeError, match=r"Linear.weight is on cpu but the input is on cuda:0; move the model"):
+        mod(fnq.quantize(x, 0.1, 0))

@@ -1,9 +1,11 @@
 // conv_geometry.h — a 2-D conv's channels-last uint8 input and window geometry; torch-free.
 //
-// Shared by the depthwise kernel and the GEMM's im2col rows.
+// Shared by the depthwise kernels (CPU and CUDA) and the GEMM's im2col rows.
 #pragma once
 
 #include <cstdint>
+
+#include "../params.h"
 
 namespace fakequant {
 
@@ -19,12 +21,12 @@ struct OutPixel {
   int64_t b, oy, ox;
 };
 
-static inline OutPixel out_pixel(const ConvGeometry& g, int64_t q) {
+FQ_HD static inline OutPixel out_pixel(const ConvGeometry& g, int64_t q) {
   return {q / (g.oh * g.ow), q / g.ow % g.oh, q % g.ow};
 }
 
 // The pixel `steps` further on; ox + steps must not pass the end of the output row.
-static inline void advance_pixel(const ConvGeometry& g, OutPixel& o, int64_t steps = 1) {
+FQ_HD static inline void advance_pixel(const ConvGeometry& g, OutPixel& o, int64_t steps = 1) {
   o.ox += steps;
   if (o.ox == g.ow) {
     o.ox = 0;
@@ -34,13 +36,13 @@ static inline void advance_pixel(const ConvGeometry& g, OutPixel& o, int64_t ste
 
 // Element offset in x of pixel (iy, ix) under tap (i, j) of output pixel o, or -1 where the tap
 // falls in the padding.
-static inline int64_t tap_offset(const ConvGeometry& g, const OutPixel& o, int64_t i, int64_t j) {
+FQ_HD static inline int64_t tap_offset(const ConvGeometry& g, const OutPixel& o, int64_t i, int64_t j) {
   const int64_t iy = o.oy * g.sh - g.ph + i * g.dh, ix = o.ox * g.sw - g.pw + j * g.dw;
   if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return -1;
   return ((o.b * g.h + iy) * g.w + ix) * g.c;
 }
 
-static inline int64_t conv_tap_offset(const ConvGeometry& g, int64_t q, int64_t i, int64_t j) {
+FQ_HD static inline int64_t conv_tap_offset(const ConvGeometry& g, int64_t q, int64_t i, int64_t j) {
   return tap_offset(g, out_pixel(g, q), i, j);
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "conv_geometry.h"
+#include "requant.h"
 
 namespace fakequant {
 
@@ -44,8 +45,6 @@ struct PackedB {
 // for column blocks [b0, b1) (blocks are independent, so callers may split them).
 void pack_weight_blocks(const int8_t* w, int64_t n, int64_t k, int64_t rs, int64_t cs, int8_t* out,
                         int32_t* colsum, int64_t b0, int64_t b1);
-
-enum class Epilogue : int32_t { Int32 = 0, U8 = 1, F32 = 2 };
 
 // Per-column epilogue vectors, packed_blocks(n) * kNB entries each (zero past n), made by
 // prepare_epilogue from the qparams.
@@ -128,19 +127,6 @@ static inline int32_t corrected(const Int8GemmParams& p, int32_t acc, int64_t n,
   uint32_t r = static_cast<uint32_t>(acc) - static_cast<uint32_t>(p.v.col_corr[n]);
   if (p.w_zp_nonzero) r -= static_cast<uint32_t>(p.v.w_zp[n]) * static_cast<uint32_t>(rowsum);
   return static_cast<int32_t>(r);
-}
-
-// |values| beyond this land on the clamp range's ends either way; clamping first keeps the
-// float-to-int conversion in range (NaN goes to the low end, as fmax picks the number).
-constexpr float kRequantClamp = 1024.f;
-
-// fbgemm's ReQuantizeOutput: clamp(lrintf((acc + bias / a) * (a / sy)) + zy, lo, hi).
-static inline uint8_t requant_u8(int32_t acc, float bias_div, float mult, int32_t zp, int32_t lo, int32_t hi) {
-  float f = (static_cast<float>(acc) + bias_div) * mult;
-  f = std::fmin(std::fmax(f, -kRequantClamp), kRequantClamp);
-  int32_t q = static_cast<int32_t>(std::lrintf(f)) + zp;
-  q = q < lo ? lo : q;
-  return static_cast<uint8_t>(q > hi ? hi : q);
 }
 
 // One output element of the epilogue, from the raw accumulator.

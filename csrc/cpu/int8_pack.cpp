@@ -54,12 +54,15 @@ void prepare_epilogue(const PackedB& b, bool a_signed, int32_t a_zp, const float
     const int64_t zw = w_zp ? w_zp[n] : 0;
     v.w_zp[n] = static_cast<int32_t>(zw);
     v.col_corr[n] = static_cast<int32_t>(static_cast<uint32_t>(za * b.colsum[n] - b.k * za * zw));
-    const float a = x_scale * (w_scale ? w_scale[n] : 1.f);
-    const float bn = bias ? bias[n] : 0.f;
+    const float sw = w_scale ? w_scale[n] : 1.f, bn = bias ? bias[n] : 0.f;
     switch (epi) {
       case Epilogue::Int32: v.mult[n] = 1.f, v.bias[n] = 0.f; break;
-      case Epilogue::U8: v.mult[n] = a / out_scale, v.bias[n] = bn / a; break;
-      case Epilogue::F32: v.mult[n] = a, v.bias[n] = bn; break;
+      case Epilogue::U8: {
+        const RequantScales r = requant_scales(x_scale, sw, bn, out_scale);
+        v.mult[n] = r.mult, v.bias[n] = r.bias_div;
+        break;
+      }
+      case Epilogue::F32: v.mult[n] = x_scale * sw, v.bias[n] = bn; break;
     }
   }
 }

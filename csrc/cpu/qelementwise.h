@@ -22,7 +22,7 @@ struct QElementwiseParams {
   QOp op = QOp::Add;
 };
 
-static inline uint8_t qelementwise_element(const QElementwiseParams& p, int64_t i) {
+FQ_HD static inline uint8_t qelementwise_element(const QElementwiseParams& p, int64_t i) {
   float f = dequantize(p.a[i], p.za, p.sa);
   if (p.op != QOp::Requant) {
     const float fb = dequantize(p.b[i], p.zb, p.sb);

@@ -1,6 +1,5 @@
-// bind_cuda.cpp — the _C.cuda_* functions: CUDA tensors to launcher params, on the current stream under a device guard.
+// bind_cuda.cpp — the _C.cuda_* fake-quant, LSQ and fused-observer functions on the current stream under a device guard.
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <limits>
@@ -12,23 +11,13 @@
 #include "../bind.h"
 #include "../checks.h"
 #include "../layout.h"
+#include "bind_cuda.h"
 #include "launchers.h"
 
 namespace fakequant {
 namespace {
 
 using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
-
-void check_launch(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("fakequant: CUDA ") + what + ": " + cudaGetErrorString(e));
-}
-
-cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
-
-template <class T>
-T* ptr(const at::Tensor& t) {
-  return t.data_ptr<T>();
-}
 
 // The LSQ and fused-observer kernels take float32, float16 and bfloat16 inputs.
 DType check_input_not_f64(const at::Tensor& x) {
@@ -295,100 +284,6 @@ FqResult fused_obs_fake_quant(const at::Tensor& x, const at::Tensor& observer_on
   return run_fake_quant(x, p, per_row_fake_quant ? ch_axis : -1, qmin, qmax, need_mask);
 }
 
-// ---- int8 GEMM ----
-
-// a [M, K] (uint8 or int8) and w [N, K] (int8) on one device; rows made K-contiguous.
-CudaInt8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tensor& a_rows, at::Tensor& w_rows) {
-  check_same_device({{"a", &a}, {"w", &w}});
-  check_cuda(a, "a");
-  check_dtype(a, "a", {at::kByte, at::kChar});
-  check_dtype(w, "w", {at::kChar});
-  if (a.dim() != 2 || w.dim() != 2) value_error("a and w must be 2-D");
-  if (a.size(1) != w.size(1))
-    value_error("a is [M, K] and w is [N, K]: K differs (" + std::to_string(a.size(1)) + " vs " +
-                std::to_string(w.size(1)) + ")");
-  a_rows = a.stride(1) == 1 || a.size(1) <= 1 ? a : a.contiguous();
-  w_rows = w.stride(1) == 1 || w.size(1) <= 1 ? w : w.contiguous();
-  CudaInt8GemmParams p;
-  p.a = a_rows.data_ptr();
-  p.a_unsigned = a.scalar_type() == at::kByte;
-  p.lda = a_rows.stride(0);
-  p.w = ptr<int8_t>(w_rows);
-  p.ldw = w_rows.stride(0);
-  p.M = a.size(0);
-  p.N = w.size(0);
-  p.K = a.size(1);
-  return p;
-}
-
-at::Tensor int8_mm(const at::Tensor& a, const at::Tensor& w) {
-  at::Tensor a_rows, w_rows;
-  CudaInt8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
-  const c10::cuda::CUDAGuard guard(a.device());
-  at::Tensor out = at::empty({p.M, p.N}, a.options().dtype(at::kInt));
-  p.out = out.data_ptr();
-  p.ldo = p.N;
-  check_launch(launch_int8_gemm(p, stream()), "int8 GEMM");
-  return out;
-}
-
-// A per-column float32 / int32 vector of n entries on input's device, contiguous (undefined if absent).
-at::Tensor column_vector(const std::optional<at::Tensor>& t, const at::Tensor& input, const char* name,
-                         at::ScalarType type, int64_t n) {
-  if (!t) return {};
-  check_same_device({{"input", &input}, {name, &*t}});
-  check_dtype(*t, name, {type});
-  check_1d(*t, name, n);
-  return t->contiguous();
-}
-
-GemmOut parse_out_dtype(const std::string& s) {
-  if (s == "int32") return GemmOut::Int32;
-  if (s == "uint8") return GemmOut::UInt8;
-  if (s == "float32") return GemmOut::Float;
-  value_error("out_dtype must be 'int32', 'uint8' or 'float32', got '" + s + "'");
-}
-
-// The CPU int8 GEMM's epilogue (the fields of _C.Int8Epilogue) on a plain int8 weight [N, K].
-at::Tensor int8_gemm(const at::Tensor& input, const at::Tensor& weight, int64_t input_zero_point,
-                     const std::optional<at::Tensor>& weight_scale, const std::optional<at::Tensor>& weight_zero_point,
-                     const std::optional<at::Tensor>& bias, double input_scale, double output_scale,
-                     int64_t output_zero_point, int64_t output_quant_min, int64_t output_quant_max, bool relu,
-                     const std::string& out_dtype) {
-  at::Tensor a_rows, w_rows;
-  CudaInt8GemmParams p = gemm_operands(input, weight, a_rows, w_rows);
-  p.out_kind = parse_out_dtype(out_dtype);
-  check_zero_point_in_range(input_zero_point, p.a_unsigned ? 0 : -128, p.a_unsigned ? 255 : 127, "input_zero_point");
-  if (p.out_kind == GemmOut::UInt8) {
-    check_quant_range(output_quant_min, output_quant_max);
-    check_zero_point_in_range(output_quant_min, 0, 255, "output_quant_min");
-    check_zero_point_in_range(output_quant_max, 0, 255, "output_quant_max");
-    check_zero_point_in_range(output_zero_point, output_quant_min, output_quant_max, "output_zero_point");
-  }
-  const at::Tensor ws = column_vector(weight_scale, input, "weight_scale", at::kFloat, p.N);
-  const at::Tensor wz = column_vector(weight_zero_point, input, "weight_zero_point", at::kInt, p.N);
-  const at::Tensor b = column_vector(bias, input, "bias", at::kFloat, p.N);
-  const c10::cuda::CUDAGuard guard(input.device());
-  const at::ScalarType out_type[] = {at::kInt, at::kByte, at::kFloat};
-  at::Tensor out = at::empty({p.M, p.N}, input.options().dtype(out_type[static_cast<int>(p.out_kind)]));
-  p.out = out.data_ptr();
-  p.ldo = p.N;
-  p.a_scale = static_cast<float>(input_scale);
-  p.a_zero_point = static_cast<int32_t>(input_zero_point);
-  p.w_scale = ws.defined() ? ptr<float>(ws) : nullptr;
-  p.w_zero_point = wz.defined() ? ptr<int32_t>(wz) : nullptr;
-  p.bias = b.defined() ? ptr<float>(b) : nullptr;
-  p.out_scale = static_cast<float>(output_scale);
-  p.out_zero_point = static_cast<int32_t>(output_zero_point);
-  p.out_quant_min = static_cast<int32_t>(output_quant_min);
-  p.out_quant_max = static_cast<int32_t>(output_quant_max);
-  p.relu = relu;
-  const at::Tensor sums = at::empty({int8_gemm_workspace_ints(p)}, input.options().dtype(at::kInt));
-  p.workspace = ptr<int32_t>(sums);
-  check_launch(launch_int8_gemm(p, stream()), "int8 GEMM");
-  return out;
-}
-
 }  // namespace
 
 void bind_cuda(pybind11::module_& m) {
@@ -411,17 +306,7 @@ void bind_cuda(pybind11::module_& m) {
   m.def("cuda_fused_obs_fake_quant", &fused_obs_fake_quant, "input"_a, "observer_on"_a, "fake_quant_on"_a,
         "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a,
         "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a);
-  m.def("cuda_int8_mm", &int8_mm, "a"_a, "w"_a);
-  m.def("cuda_int8_gemm", &int8_gemm, "input"_a, "weight"_a, "input_zero_point"_a = 0,
-        "weight_scale"_a = pybind11::none(), "weight_zero_point"_a = pybind11::none(), "bias"_a = pybind11::none(),
-        "input_scale"_a = 1.0, "output_scale"_a = 1.0, "output_zero_point"_a = 0, "output_quant_min"_a = 0,
-        "output_quant_max"_a = 255, "relu"_a = false, "out_dtype"_a = "int32");
-  m.def("cuda_int8_mm_kernel", [](const at::Tensor& a, const at::Tensor& w) {
-    at::Tensor a_rows, w_rows;
-    const CudaInt8GemmParams p = gemm_operands(a, w, a_rows, w_rows);
-    const c10::cuda::CUDAGuard guard(a.device());
-    return std::string(int8_gemm_kernel_name(p));
-  }, "a"_a, "w"_a);
+  bind_cuda_int8(m);
 }
 
 }  // namespace fakequant

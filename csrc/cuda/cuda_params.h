@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "../cpu/conv_geometry.h"
 #include "../params.h"
 
 namespace fakequant {
@@ -55,14 +56,12 @@ struct CudaFusedObsParams {
   float* workspace = nullptr;          // fused_workspace_floats() floats
 };
 
-enum class GemmOut : int32_t { Int32 = 0, UInt8 = 1, Float = 2 };
-
 // out[M, N] from acc = sum_k (a - a_zero_point) * (w - w_zero_point[j]) (a int8 or uint8, w int8,
 // rows K-contiguous), as the CPU int8 epilogue:
 //   Int32: acc
-//   UInt8: clamp(lrintf((acc + bias[j] / s) * (s / out_scale)) + out_zp, lo, out_quant_max) with
+//   U8:    clamp(round((acc + bias[j] / s) * (s / out_scale)) + out_zp, lo, out_quant_max) with
 //          s = a_scale * w_scale[j], lo = relu ? max(out_quant_min, out_zp) : out_quant_min
-//   Float: acc * s + bias[j], then max(., 0) with relu
+//   F32:   acc * s + bias[j] (relu only with U8)
 // Null w_scale / w_zero_point / bias mean 1 / 0 / 0 for every column.
 struct CudaInt8GemmParams {
   const void* a = nullptr;
@@ -72,7 +71,7 @@ struct CudaInt8GemmParams {
   int64_t ldw = 0;
   void* out = nullptr;
   int64_t ldo = 0;
-  GemmOut out_kind = GemmOut::Int32;
+  Epilogue out_kind = Epilogue::Int32;
   int64_t M = 0, N = 0, K = 0;
   float a_scale = 1.f;
   int32_t a_zero_point = 0;
@@ -83,6 +82,31 @@ struct CudaInt8GemmParams {
   int32_t out_zero_point = 0, out_quant_min = 0, out_quant_max = 255;
   bool relu = false;
   int32_t* workspace = nullptr;  // int8_gemm_workspace_ints() ints: row sums for the zero-point correction
+};
+
+// Quantize (float -> uint8 / int8, the one quantize primitive) or dequantize (uint8 / int8 ->
+// float32 (q - zero_point) * scale) of n elements in memory order, one scale and zero point.
+struct CudaQConvertParams {
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t n = 0;
+  DType dtype = DType::F32;  // quantize: the float input's type
+  bool q_signed = false;     // the integer side is int8 (else uint8)
+  float scale = 1.f, zero_point = 0.f, quant_min = 0.f, quant_max = 255.f;
+};
+
+// Depthwise conv (one output channel per input channel) of g.x [batch, h, w, c] (channels-last
+// uint8) into y [batch, oh, ow, c] with the uint8 epilogue of the int8 GEMM:
+//   acc = sum_taps (x - x_zp) * (w[c][tap] - w_zero_point[c]), padding reading as x_zp.
+struct CudaDwConvParams {
+  ConvGeometry g;
+  const int8_t* w = nullptr;             // [c][kh * kw]
+  const int32_t* w_zero_point = nullptr;  // c
+  const float* w_scale = nullptr;         // c
+  const float* bias = nullptr;            // c, or null
+  uint8_t* y = nullptr;
+  float x_scale = 1.f, out_scale = 1.f;
+  int32_t out_zero_point = 0, out_lo = 0, out_hi = 255;  // out_lo = max(quant_min, zero point) with ReLU
 };
 
 }  // namespace fakequant

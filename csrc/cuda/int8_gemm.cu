@@ -44,17 +44,17 @@ __device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r
                                                                 p.a_zero_point, p.w_zero_point ? p.w_zero_point[c] : 0,
                                                                 p.K)
                                          : raw;
-  if (p.out_kind == GemmOut::Int32) {
+  if (p.out_kind == Epilogue::Int32) {
     static_cast<int32_t*>(p.out)[o] = acc;
     return;
   }
-  const float s = p.a_scale * (p.w_scale ? p.w_scale[c] : 1.f);
-  const float b = p.bias ? p.bias[c] : 0.f;
-  if (p.out_kind == GemmOut::Float) {
-    static_cast<float*>(p.out)[o] = requantize_float(acc, s, b, p.relu);
+  const float sw = p.w_scale ? p.w_scale[c] : 1.f, b = p.bias ? p.bias[c] : 0.f;
+  if (p.out_kind == Epilogue::F32) {
+    static_cast<float*>(p.out)[o] = requantize_float(acc, p.a_scale, sw, b);
   } else {
     const int32_t lo = p.relu && p.out_zero_point > p.out_quant_min ? p.out_zero_point : p.out_quant_min;
-    static_cast<uint8_t*>(p.out)[o] = requantize_u8(acc, s, b, p.out_scale, p.out_zero_point, lo, p.out_quant_max);
+    static_cast<uint8_t*>(p.out)[o] =
+        requantize_channel(acc, p.a_scale, sw, b, p.out_scale, p.out_zero_point, lo, p.out_quant_max);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "../cpu/qelementwise.h"
 #include "cuda_params.h"
 
 namespace fakequant {
@@ -30,5 +31,12 @@ int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p);
 cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream);
 // Which kernel launch_int8_gemm would pick for p on the current device ("mma" or "dp4a").
 const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p);
+
+// qops.cu: the int8 modules' elementwise pieces and depthwise conv.
+cudaError_t launch_quantize(const CudaQConvertParams& p, cudaStream_t stream);
+cudaError_t launch_dequantize(const CudaQConvertParams& p, cudaStream_t stream);
+// Elements [0, n) of p's contiguous operands (the CPU kernels' element rule).
+cudaError_t launch_qelementwise(const QElementwiseParams& p, int64_t n, cudaStream_t stream);
+cudaError_t launch_dwconv(const CudaDwConvParams& p, cudaStream_t stream);
 
 }  // namespace fakequant

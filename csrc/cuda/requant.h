@@ -1,10 +1,9 @@
-// requant.h — the int8 GEMM epilogue on one int32 product: zero-point correction and requantization.
+// requant.h — the CUDA int8 epilogue on one int32 product: zero-point correction, then the shared requantization.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
-#include "../params.h"
+#include "../cpu/requant.h"
 
 namespace fakequant {
 namespace cuda {
@@ -18,17 +17,16 @@ FQ_HD inline int32_t zero_point_corrected(int32_t raw, int32_t a_sum, int32_t w_
   return static_cast<int32_t>(r);
 }
 
-// clamp(lrintf((acc + bias / s) * (s / out_scale)) + out_zp, lo, hi) with s = a_scale * w_scale.
-FQ_HD inline uint8_t requantize_u8(int32_t acc, float s, float bias, float out_scale, int32_t out_zp, int32_t lo,
-                                   int32_t hi) {
-  const long long q = std::llrint((static_cast<float>(acc) + bias / s) * (s / out_scale)) + out_zp;
-  return static_cast<uint8_t>(q < lo ? lo : q > hi ? hi : q);
+// The uint8 epilogue of output channel c: requant_u8 with the CPU's per-channel factors.
+FQ_HD inline uint8_t requantize_channel(int32_t acc, float x_scale, float w_scale, float bias, float out_scale,
+                                        int32_t out_zp, int32_t lo, int32_t hi) {
+  const RequantScales r = requant_scales(x_scale, w_scale, bias, out_scale);
+  return requant_u8(acc, r.bias_div, r.mult, out_zp, lo, hi);
 }
 
-// acc * s + bias, then max(., 0) with relu.
-FQ_HD inline float requantize_float(int32_t acc, float s, float bias, bool relu) {
-  const float y = static_cast<float>(acc) * s + bias;
-  return relu && y < 0.f ? 0.f : y;
+// acc * (x_scale * w_scale) + bias (fbgemm's ReQuantizeForFloat, as the CPU epilogue).
+FQ_HD inline float requantize_float(int32_t acc, float x_scale, float w_scale, float bias) {
+  return static_cast<float>(acc) * (x_scale * w_scale) + bias;
 }
 
 }  // namespace cuda

@@ -116,13 +116,15 @@ def convert(model, inplace=False):
     int8 Linear / Conv2d with the weight fake quant's scales and zero points and the output fake quant's
     qparams, FloatFunctional -> QFunctional, pooling / ReLU / flatten -> their int8 forms; a module with no
     int8 kernel runs in float between a dequantize and a quantize with its trained output qparams.
-    Returns the converted model in eval mode (a deep copy unless inplace)."""
+    Returns the converted model in eval mode (a deep copy unless inplace), on the device the QAT model
+    is on: weights are quantized on the CPU, then the int8 model moves there (CPU or CUDA)."""
     if not inplace:
         model = copy.deepcopy(model)
-    model.eval()
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    model.cpu().eval()
     with torch.no_grad():
         top = _convert_one(model)
         if top is not None:
-            return top.eval()
+            return top.eval().to(device)
         _convert(model)
-    return model
+    return model.to(device)

@@ -26,9 +26,14 @@ class QParamsModule(nn.Module):
         self.scale, self.zero_point, self.quant_min, self.quant_max = scale, zero_point, int(quant_min), int(quant_max)
         self._prepared = None
 
-    def prepared(self, x_scale: float):
-        """self.prepare(x_scale) — packed weights and epilogues — cached until the input scale,
-        the output qparams or a buffer (replaced or modified in place) change."""
+    def prepared(self, x_scale: float, device: torch.device = torch.device("cpu")):
+        """self.prepare(x_scale) — weights in their kernels' form and epilogues — for inputs on
+        `device`, cached until the input scale, the output qparams or a buffer (replaced, moved or
+        modified in place) change."""
+        for name, t in self._buffers.items():
+            if t is not None and t.device != device:
+                raise RuntimeError(f"fakequant: {type(self).__name__}.{name} is on {t.device} but the input is on "
+                                   f"{device}; move the model with .to('{device}')")
         key = (x_scale, *[(id(t), t._version) for t in self._buffers.values() if t is not None])
         if self._prepared is None or self._prepared[0] != key:
             self._prepared = (key, self.prepare(x_scale))

@@ -1,15 +1,17 @@
 """int8 Conv2d and ConvReLU2d on channels-last uint8 QTensors.
 
-Depthwise convs run a direct kernel, the others the int8 GEMM (im2col rows gathered inside it,
-per group).
+Depthwise convs run a direct kernel, the others the int8 GEMM, per group: on the CPU it gathers the
+im2col rows while packing; on CUDA the rows are gathered first (a strided copy) for the tensor-core
+GEMM.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
 from ... import _C
-from ...int8 import int8_gemm, pack_weight
+from ...int8 import int8_gemm, prepare_weight
 from . import functional as qF
 from .base import QParamsModule, float_bias, quantize_weight, weight_qparams
 from .qtensor import QTensor, check_qtensor
@@ -69,11 +71,13 @@ class Conv2d(QParamsModule):
         packed GEMM weight [out / g, kh * kw * in / g], k ordered (kh, kw, channel) as im2col
         lays out channels-last patches, and its epilogue."""
         if self.depthwise:
+            if self.weight.is_cuda:  # the CUDA kernel reads the weight as it is
+                return self.weight, [self._epilogue(x_scale)]
             return _C.int8_pack_dw_weight(self.weight, self.weight_zero_point), [self._epilogue(x_scale)]
         og = self.out_channels // self.groups
         w = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
         groups = [slice(g * og, (g + 1) * og) for g in range(self.groups)]
-        return [pack_weight(w[sl]) for sl in groups], [self._epilogue(x_scale, sl) for sl in groups]
+        return [prepare_weight(w[sl].contiguous()) for sl in groups], [self._epilogue(x_scale, sl) for sl in groups]
 
     def _epilogue(self, x_scale: float, sl=slice(None)):
         bias = None if self.bias is None else self.bias[sl]
@@ -85,7 +89,11 @@ class Conv2d(QParamsModule):
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.dtype != torch.uint8:
             raise ValueError(f"fakequant: Conv2d expects a uint8 QTensor [N, {self.in_channels}, H, W], got "
                              f"{tuple(x.shape)} {x.dtype}")
-        packed, epis = self.prepared(x.scale)
+        packed, epis = self.prepared(x.scale, x.device)
+        if self.depthwise and x.data.is_cuda:
+            y = _C.cuda_int8_dwconv(x.data, packed, list(self.stride), list(self.padding), list(self.dilation),
+                                    x.zero_point, epis[0])
+            return QTensor(y, self.scale, self.zero_point)
         if self.depthwise:
             taps, colsum = packed
             y = _C.int8_dwconv(x.data, taps, colsum, *self.kernel_size, list(self.stride), list(self.padding),
@@ -106,14 +114,29 @@ class Conv2d(QParamsModule):
         ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         if oh < 1 or ow < 1:
             raise ValueError(f"fakequant: input {h}x{w} is smaller than the (dilated) kernel")
-        y = torch.empty(n, oh, ow, self.out_channels, dtype=torch.uint8)
+        y = torch.empty(n, oh, ow, self.out_channels, dtype=torch.uint8, device=x.device)
         y2 = y.view(-1, self.out_channels)
         cg, og = c // self.groups, self.out_channels // self.groups
         data = x.data.contiguous(memory_format=torch.channels_last)
+        if data.is_cuda:
+            patches = self._patches(data, x.zero_point, oh, ow)
+            for g, (weight, epi) in enumerate(zip(packed, epis)):
+                rows = patches[..., g * cg:(g + 1) * cg].reshape(n * oh * ow, kh * kw * cg)
+                int8_gemm(rows, weight, x.zero_point, epi, out=y2[:, g * og:(g + 1) * og])
+            return y.permute(0, 3, 1, 2)
         for g, (pk, epi) in enumerate(zip(packed, epis)):
             _C.int8_conv_gemm(data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, list(stride),
                               list(padding), list(dilation), g * cg, x.zero_point, epi, y2[:, g * og:(g + 1) * og])
         return y.permute(0, 3, 1, 2)
+
+    def _patches(self, data: torch.Tensor, zero_point: int, oh: int, ow: int) -> torch.Tensor:
+        """The conv windows of a channels-last uint8 input as a view [n, oh, ow, kh, kw, c] of the
+        input padded with its zero point (the real value 0)."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        padded = F.pad(data, (pw, pw, ph, ph), value=zero_point).permute(0, 2, 3, 1).contiguous()
+        n, hp, wp, c = padded.shape
+        return padded.as_strided((n, oh, ow, kh, kw, c),
+                                 (hp * wp * c, sh * wp * c, sw * c, dh * wp * c, dw * c, 1))
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

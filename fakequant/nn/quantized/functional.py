@@ -12,13 +12,14 @@ import torch.nn.functional as F
 
 from ... import _C
 from ...int8 import PackedWeight, int8_gemm
+from ...ops import _kernel
 from .qtensor import QTensor, check_qtensor, quantize
 
 
 def _binary(op: str, a, b, scale, zero_point, quant_min, quant_max, relu):
     a, b = check_qtensor(a, "input"), check_qtensor(b, "other")
     lo = max(quant_min, zero_point) if relu else quant_min
-    data = _C.int8_elementwise(op, a.data, a.scale, a.zero_point, b.data, b.scale, b.zero_point,
+    data = _kernel("int8_elementwise", a.data)(op, a.data, a.scale, a.zero_point, b.data, b.scale, b.zero_point,
                                float(scale), int(zero_point), lo, quant_max)
     return QTensor(data, scale, zero_point)
 
@@ -42,7 +43,7 @@ def mul(a: QTensor, b: QTensor, scale: float, zero_point: int, quant_min: int = 
 def requantize(x: QTensor, scale: float, zero_point: int, quant_min: int = 0, quant_max: int = 255) -> QTensor:
     """quantize(dequantize(x)) with new qparams."""
     x = check_qtensor(x)
-    out = _C.int8_elementwise("requant", x.data, x.scale, x.zero_point, None, 1.0, 0, float(scale), int(zero_point),
+    out = _kernel("int8_elementwise", x.data)("requant", x.data, x.scale, x.zero_point, None, 1.0, 0, float(scale), int(zero_point),
                               quant_min, quant_max)
     return QTensor(out, scale, zero_point)
 
@@ -67,7 +68,10 @@ def relu(x: QTensor) -> QTensor:
 def max_pool2d(x: QTensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> QTensor:
     """Max pooling on the integers (exact: max commutes with the monotone dequantize)."""
     x = check_qtensor(x)
-    data = F.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode)
+    if x.data.is_cuda:  # torch's CUDA max pooling takes no integer types; float32 holds every q exactly
+        data = F.max_pool2d(x.data.float(), kernel_size, stride, padding, dilation, ceil_mode).to(x.dtype)
+    else:
+        data = F.max_pool2d(x.data, kernel_size, stride, padding, dilation, ceil_mode)
     return x._like(data)
 
 

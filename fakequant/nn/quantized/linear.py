@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ...int8 import int8_gemm, pack_weight
+from ...int8 import int8_gemm, prepare_weight
 from . import functional as qF
 from .base import QParamsModule, float_bias, quantize_weight, weight_qparams
 from .qtensor import QTensor, check_qtensor
@@ -43,18 +43,18 @@ class Linear(QParamsModule):
         return mod
 
     def packed_weight(self):
-        return self.prepared(1.0)[0]
+        return self.prepared(1.0, self.weight.device)[0]
 
     def prepare(self, x_scale: float):
         epi = qF.epilogue(self.weight_scale, self.weight_zero_point, self.bias, x_scale, self.scale, self.zero_point,
                           self.quant_min, self.quant_max, self._relu)
-        return pack_weight(self.weight), epi
+        return prepare_weight(self.weight), epi
 
     def forward(self, x):
         x = check_qtensor(x)
         if x.dim() < 1:
             raise ValueError("fakequant: Linear input must have at least one dimension")
-        packed, epi = self.prepared(x.scale)
+        packed, epi = self.prepared(x.scale, x.device)
         y = int8_gemm(x.data.reshape(-1, x.shape[-1]), packed, x.zero_point, epi)
         return QTensor(y.view(*x.shape[:-1], self.out_features), self.scale, self.zero_point)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ... import _C
+from ...ops import _kernel
 
 
 class QTensor:
@@ -50,7 +50,7 @@ class QTensor:
 
     def dequantize(self) -> torch.Tensor:
         """float32 (data - zero_point) * scale, exactly a fake quant's output for the same q."""
-        return _C.dequantize_per_tensor(self.data, self.scale, self.zero_point)
+        return _kernel("dequantize_per_tensor", self.data)(self.data, self.scale, self.zero_point)
 
     def _like(self, data: torch.Tensor) -> QTensor:
         return QTensor(data, self.scale, self.zero_point)
@@ -117,5 +117,5 @@ def quantize(x: torch.Tensor, scale: float, zero_point: int, quant_min: int = 0,
         raise TypeError(f"fakequant: input must be a float tensor, got {type(x).__name__}")
     if x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
-    data = _C.quantize_per_tensor(x, float(scale), int(zero_point), quant_min, quant_max, quant_min < 0)
+    data = _kernel("quantize_per_tensor", x)(x, float(scale), int(zero_point), quant_min, quant_max, quant_min < 0)
     return QTensor(data, scale, zero_point)
