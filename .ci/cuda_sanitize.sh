@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAN="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")"
-TESTS=(python -m pytest -q -x -p no:cacheprovider tests/test_cuda.py)
-"$SAN" --tool memcheck --error-exitcode 1 "${TESTS[@]}" -k "smoke or special_values or int8 or graph or fused_other"
-"$SAN" --tool racecheck --error-exitcode 1 "${TESTS[@]}" -k "smoke"
+TESTS=("${PYTHON:-python3}" -m pytest -q -x -p no:cacheprovider)
+"$SAN" --tool memcheck --error-exitcode 1 "${TESTS[@]}" tests/test_cuda.py \
+  -k "smoke or special_values or int8 or graph or fused_other"
+"$SAN" --tool memcheck --error-exitcode 1 "${TESTS[@]}" tests/test_cuda_int8.py -k "cuda and not network"
+"$SAN" --tool racecheck --error-exitcode 1 "${TESTS[@]}" tests/test_cuda.py -k "smoke"

@@ -7,6 +7,7 @@ Usage: python benchmarks/cuda_bench.py [--quick]
 """
 import argparse
 import statistics
+import sys
 
 import torch  # noqa: E402
 
@@ -136,7 +137,8 @@ def gemm_rows(iters):
             return f"{ops / ms / 1e9:.1f}"
 
         mm_ms = timed(lambda: _C.cuda_int8_mm(a8, w), iters)
-        lin_ms = timed(lambda: _C.cuda_int8_gemm(a, w, 128, sw, zw, None, 0.05, 0.1, 0, out_dtype="uint8"), iters)
+        epi = _C.Int8Epilogue(sw, zw, None, 0.05, 0.1, 0, out_dtype="uint8")
+        lin_ms = timed(lambda: _C.cuda_int8_gemm(a, w, 128, epi), iters)
         wt = w.t()
         try:
             int_mm_ms = timed(lambda: torch._int_mm(a8, wt), iters)

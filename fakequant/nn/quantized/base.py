@@ -39,6 +39,11 @@ class QParamsModule(nn.Module):
             self._prepared = (key, self.prepare(x_scale))
         return self._prepared[1]
 
+    def __getstate__(self):
+        """Copies and pickles leave the prepared-weight cache behind (it is rebuilt on first use)."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_prepared": None}
+
     def get_extra_state(self):
         return {"scale": self.scale, "zero_point": self.zero_point, "quant_min": self.quant_min,
                 "quant_max": self.quant_max}
