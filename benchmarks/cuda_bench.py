@@ -6,6 +6,7 @@ replay against eager launches for small shapes. Exits with a message when there 
 Usage: python benchmarks/cuda_bench.py [--quick]
 """
 import argparse
+import copy
 import statistics
 import sys
 
@@ -156,6 +157,38 @@ def gemm_rows(iters):
            "bf16 matmul"], rows)
 
 
+CONV_CASES = [  # (name, batch, cin, cout, kernel, stride, groups, hw)
+    ("3x3 conv 64 -> 64", 32, 64, 64, 3, 1, 1, 56),
+    ("1x1 expand 24 -> 144", 32, 24, 144, 1, 1, 1, 56),
+    ("3x3 depthwise 144", 32, 144, 144, 3, 1, 144, 56),
+    ("3x3 depthwise 144, stride 2", 32, 144, 144, 3, 2, 144, 56),
+    ("1x1 project 144 -> 24", 32, 144, 24, 1, 1, 1, 56),
+]
+
+
+def conv_rows(iters):
+    """int8 Conv2d modules (uint8 channels-last in and out) against torch's fp16 / fp32 convs."""
+    import fakequant.nn.quantized as fnq
+    rows = []
+    for name, n, cin, cout, k, stride, groups, hw in CONV_CASES:
+        w = torch.randn(cout, cin // groups, k, k) * 0.1
+        mod = fnq.Conv2d.from_float(w, torch.randn(cout), torch.rand(cout) * 0.01 + 0.001, 0, 0.1, 128,
+                                    stride=stride, padding=k // 2, groups=groups).cuda()
+        x = torch.randn(n, cin, hw, hw, device="cuda").contiguous(memory_format=torch.channels_last)
+        qx = fnq.quantize(x, 0.05, 128)
+        conv = torch.nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups).cuda().to(memory_format=torch.channels_last)
+        xh, convh = x.half(), copy.deepcopy(conv).half()
+        with torch.no_grad():
+            ours = timed(lambda: mod(qx), iters)
+            f32 = timed(lambda: conv(x), iters)
+            f16 = timed(lambda: convh(xh), iters)
+        ops = 2 * n * cout * (cin // groups) * k * k * (hw // stride) ** 2
+        rows.append([name, f"{n}x{cin}x{hw}x{hw}", f"{ours:.3f}", f"{ops / ours / 1e9:.1f}", f"{f32 / ours:.2f}",
+                     f"{f16 / ours:.2f}"])
+    table("int8 Conv2d modules on CUDA (uint8 channels-last) vs torch float convs (cuDNN, channels-last)",
+          ["conv", "input", "int8 ms", "int8 TOPS", "x fp32 conv", "x fp16 conv"], rows)
+
+
 def graph_rows(iters):
     rows = []
     on = torch.ones(1, dtype=torch.long, device="cuda")
@@ -194,6 +227,7 @@ def main():
     fake_quant_rows(iters)
     lsq_fused_rows(iters)
     gemm_rows(iters)
+    conv_rows(iters)
     graph_rows(iters)
     return 0
 

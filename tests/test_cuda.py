@@ -432,7 +432,13 @@ def test_fused_errors():
 
 # Small tiles, big tiles (>= one CTA per SM) with M / N / K tails, the dp4a kernel (K % 16 != 0).
 GEMM_SHAPES = [(1, 1, 1), (1, 8, 16), (3, 5, 7), (17, 33, 48), (64, 64, 64), (65, 130, 96), (128, 96, 160),
-               (200, 130, 1000), (257, 300, 4096), (1, 768, 3072), (4, 64, 30), (1537, 1550, 80)]
+               (200, 130, 1000), (257, 300, 4096), (1, 768, 3072), (4, 64, 30), (1537, 1550, 80),
+               (1600, 1630, 96), (2304, 2310, 400)]  # the last two: enough CTAs for the mid and big tiles
+
+
+def int_product(a, w):
+    """a @ w.T exactly, as int32 (float64 holds every partial sum of these sizes exactly)."""
+    return (a.double() @ w.double().T).int()
 
 
 def int8_operands(m, n, k, a_dtype, seed):
@@ -449,10 +455,10 @@ def int8_operands(m, n, k, a_dtype, seed):
 def test_int8_mm_exact(a_dtype, shape):
     m, n, k = shape
     a, w = int8_operands(m, n, k, a_dtype, sum(shape))
-    exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), (a.long() @ w.long().T).int())
+    exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), int_product(a, w))
     extreme_a = torch.full((m, k), 255 if a_dtype == torch.uint8 else -128, dtype=a_dtype)
     extreme_w = torch.full((n, k), -128, dtype=torch.int8)
-    exact(_C.cuda_int8_mm(extreme_a.cuda(), extreme_w.cuda()).cpu(), (extreme_a.long() @ extreme_w.long().T).int())
+    exact(_C.cuda_int8_mm(extreme_a.cuda(), extreme_w.cuda()).cpu(), int_product(extreme_a, extreme_w))
     if k % 16 == 0 and torch.cuda.get_device_capability()[0] >= 8:
         assert _C.cuda_int8_mm_kernel(a.cuda(), w.cuda()) == "mma"
 

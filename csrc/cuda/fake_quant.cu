@@ -1,9 +1,10 @@
-// fake_quant.cu — CUDA fake-quant forward (output + one-bit mask from warp ballots) and mask backward.
+// fake_quant.cu — CUDA fake-quant forward (output + one-bit mask, packed with warp shuffles) and mask backward.
 //
-// Each thread takes V = 16 / sizeof(element) consecutive elements of the iteration space: one 16-byte
-// load and store when they sit in one unit-stride row at aligned addresses, element by element
-// otherwise. The element rule is fake_quant_value from csrc/cpu/fake_quant.h, so results equal the
-// CPU kernels bit for bit.
+// Each thread takes kU runs of V = 16 / sizeof(element) consecutive elements of the iteration space,
+// the warp's lanes side by side (run u of lane l starts at element warp_base + (32 u + l) V), and
+// issues all its loads before computing. A run is one 16-byte load and store when it sits in one
+// unit-stride row at aligned addresses, element by element otherwise. The element rule is
+// fake_quant_value from csrc/cpu/fake_quant.h, so results equal the CPU kernels bit for bit.
 #include "../cpu/fake_quant.h"
 #include "common.cuh"
 #include "launchers.h"
@@ -11,6 +12,8 @@
 namespace fakequant {
 namespace cuda {
 namespace {
+
+constexpr int kU = 4;  // runs per thread
 
 struct QParams {
   float s, inv, zp;
@@ -31,78 +34,127 @@ __device__ __forceinline__ C fake_quant_one(const CudaFakeQuantParams& p, bool o
   return y;
 }
 
+// The V mask bits of every lane, gathered into the 32-bit words of the warp's 32 V elements:
+// lanes 32 / V apart hold one word each after the shuffles, and write it.
+template <int V>
+__device__ __forceinline__ void store_mask_run(uint32_t* mask, int64_t first_word, int64_t nwords, uint32_t bits) {
+  constexpr int kLanesPerWord = 32 / V;
+  const int lane = threadIdx.x & 31;
+  uint32_t word = bits << ((lane % kLanesPerWord) * V);
+#pragma unroll
+  for (int o = 1; o < kLanesPerWord; o <<= 1) word |= __shfl_xor_sync(kFullWarp, word, o);
+  const int64_t w = first_word + lane / kLanesPerWord;
+  if (lane % kLanesPerWord == 0 && w < nwords) mask[w] = word;
+}
+
+// Run u of this thread after its load: where its output goes and its first channel; runs that do
+// not take the 16-byte path (vec false) are walked element by element from their start instead.
+struct Run {
+  int64_t out;
+  int32_t ch;
+  bool vec;
+};
+
+// Locates the run at element lin and, when it takes the 16-byte path, loads it into v.
+template <int V, class S>
+__device__ __forceinline__ Run load_run(const Layout& l, int64_t lin, int ch_dim, const S* x, const S* y,
+                                        Vec16<S>& v) {
+  Run r{0, 0, false};
+  if (lin >= l.numel) return r;
+  const int last = l.ndim - 1;
+  const Pos pos = locate(l, lin, ch_dim);
+  r.out = pos.out;
+  r.ch = static_cast<int32_t>(pos.ch);
+  r.vec = l.in_stride[last] == 1 && l.out_stride[last] == 1 && pos.col + V <= l.size[last] &&
+          aligned16(x + pos.in) && aligned16(y + pos.out);
+  if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + pos.in);
+  return r;
+}
+
 template <DType T>
-__global__ void __launch_bounds__(kThreads) fake_quant_kernel(CudaFakeQuantParams p, Layout l) {
+__global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantParams p, Layout l) {
   using E = Elem<T>;
   using S = typename E::S;
   constexpr int V = Vec16<S>::kN;
-  const int64_t chunk = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t lin0 = chunk * V;
-  const int ch_dim = p.fq.ch_dim, last = l.ndim - 1;
-  const bool vary = ch_dim == last;  // channel changes with every element
-  uint32_t bits = 0;
-  if (lin0 < l.numel) {
-    const bool on = p.enabled == nullptr || *p.enabled != 0;
-    const S* x = static_cast<const S*>(p.fq.x);
-    S* y = static_cast<S*>(p.fq.y);
-    Pos pos = locate(l, lin0, ch_dim);
-    QParams q = qparams_of(p, pos.ch);
-    const bool vec = l.in_stride[last] == 1 && l.out_stride[last] == 1 && pos.col + V <= l.size[last] &&
-                     aligned16(x + pos.in) && aligned16(y + pos.out);
-    if (vec) {
-      const Vec16<S> xv = *reinterpret_cast<const Vec16<S>*>(x + pos.in);
+  const int lane = threadIdx.x & 31;
+  const int64_t warp_base = ((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5) * (32 * V * kU);
+  const int ch_dim = p.fq.ch_dim;
+  const bool vary = ch_dim == l.ndim - 1;  // channel changes with every element
+  const bool on = p.enabled == nullptr || *p.enabled != 0;
+  const S* x = static_cast<const S*>(p.fq.x);
+  S* y = static_cast<S*>(p.fq.y);
+  Run runs[kU];
+  Vec16<S> xv[kU];
+#pragma unroll
+  for (int u = 0; u < kU; ++u) runs[u] = load_run<V>(l, warp_base + (32 * u + lane) * V, ch_dim, x, y, xv[u]);
+  int64_t qc = -1;
+  QParams q{};
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int64_t lin = warp_base + (32 * u + lane) * V;
+    uint32_t bits = 0;
+    if (runs[u].vec) {
       Vec16<S> yv;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        if (vary && j > 0) q = qparams_of(p, pos.ch + j);
-        yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv.v[j]), bits, j));
+        const int64_t c = runs[u].ch + (vary ? j : 0);
+        if (c != qc) q = qparams_of(p, qc = c);
+        yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
       }
-      *reinterpret_cast<Vec16<S>*>(y + pos.out) = yv;
-    } else {
-      for (int j = 0; j < V && lin0 + j < l.numel; ++j) {
-        if (j > 0) {
-          step(l, lin0 + j, ch_dim, pos);
-          if (vary || pos.col == 0) q = qparams_of(p, pos.ch);
-        }
+      *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = yv;
+    } else if (lin < l.numel) {
+      Pos pos = locate(l, lin, ch_dim);
+      for (int j = 0; j < V && lin + j < l.numel; ++j) {
+        if (j > 0) step(l, lin + j, ch_dim, pos);
+        if (pos.ch != qc) q = qparams_of(p, qc = pos.ch);
         y[pos.out] = E::store(fake_quant_one(p, on, q, E::load(x[pos.in]), bits, j));
       }
     }
+    if (p.fq.mask) {
+      const int64_t first = warp_base + 32 * V * u;  // a multiple of 32: the run group fills whole words
+      store_mask_run<V>(reinterpret_cast<uint32_t*>(p.fq.mask), first / 32, 2 * ((l.numel + 63) / 64), bits);
+    }
   }
-  if (p.fq.mask) store_mask_words<V>(p.fq.mask, (chunk - (threadIdx.x & 31)) / 32 * (V / 2), (l.numel + 63) / 64, bits);
 }
 
 template <DType T>
-__global__ void __launch_bounds__(kThreads) mask_grad_kernel(MaskGradParams p, Layout l) {
+__global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p, Layout l) {
   using E = Elem<T>;
   using S = typename E::S;
   constexpr int V = Vec16<S>::kN;
-  const int64_t lin0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * V;
-  if (lin0 >= l.numel) return;
-  const int last = l.ndim - 1;
+  const int lane = threadIdx.x & 31;
+  const int64_t warp_base = ((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5) * (32 * V * kU);
   const S* dy = static_cast<const S*>(p.dy);
   S* dx = static_cast<S*>(p.dx);
-  // lin0 is a multiple of V and V divides 64: the V bits sit in one word.
-  const uint32_t bits = static_cast<uint32_t>(p.mask[lin0 >> 6] >> (lin0 & 63));
-  Pos pos = locate(l, lin0, -1);
-  const bool vec = l.in_stride[last] == 1 && l.out_stride[last] == 1 && pos.col + V <= l.size[last] &&
-                   aligned16(dy + pos.in) && aligned16(dx + pos.out);
-  if (vec) {
-    const Vec16<S> gv = *reinterpret_cast<const Vec16<S>*>(dy + pos.in);
-    Vec16<S> ov;
+  const uint32_t* mask = reinterpret_cast<const uint32_t*>(p.mask);
+  Run runs[kU];
+  Vec16<S> gv[kU];
 #pragma unroll
-    for (int j = 0; j < V; ++j) ov.v[j] = E::store(masked_grad(E::load(gv.v[j]), (bits >> j) & 1u));
-    *reinterpret_cast<Vec16<S>*>(dx + pos.out) = ov;
-    return;
-  }
-  for (int j = 0; j < V && lin0 + j < l.numel; ++j) {
-    if (j > 0) step(l, lin0 + j, -1, pos);
-    dx[pos.out] = E::store(masked_grad(E::load(dy[pos.in]), (bits >> j) & 1u));
+  for (int u = 0; u < kU; ++u) runs[u] = load_run<V>(l, warp_base + (32 * u + lane) * V, -1, dy, dx, gv[u]);
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int64_t lin = warp_base + (32 * u + lane) * V;
+    if (lin >= l.numel) continue;
+    // lin is a multiple of V and V divides 32: the run's bits sit in one word.
+    const uint32_t bits = mask[lin >> 5] >> (lin & 31);
+    if (runs[u].vec) {
+      Vec16<S> ov;
+#pragma unroll
+      for (int j = 0; j < V; ++j) ov.v[j] = E::store(masked_grad(E::load(gv[u].v[j]), (bits >> j) & 1u));
+      *reinterpret_cast<Vec16<S>*>(dx + runs[u].out) = ov;
+      continue;
+    }
+    Pos pos = locate(l, lin, -1);
+    for (int j = 0; j < V && lin + j < l.numel; ++j) {
+      if (j > 0) step(l, lin + j, -1, pos);
+      dx[pos.out] = E::store(masked_grad(E::load(dy[pos.in]), (bits >> j) & 1u));
+    }
   }
 }
 
-// One thread per V elements; false when the grid would be too large.
+// One thread per kU runs of v elements; false when the grid would be too large.
 bool grid_for(int64_t numel, int v, unsigned& blocks) {
-  const int64_t b = ceil_div(ceil_div(numel, v), kThreads);
+  const int64_t b = ceil_div(ceil_div(numel, int64_t{v} * kU), kThreads);
   if (b > kMaxBlocks) return false;
   blocks = static_cast<unsigned>(b);
   return true;
