@@ -21,7 +21,7 @@ timeout "${TEST_LIMIT:-240}" "$PY" -m pytest -q -p no:cacheprovider --tb=short -
 status=$?
 echo "tests: ${SECONDS}s, exit $status"; tail -25 "$LOG/tests.log"
 SECONDS=0
-timeout "${BENCH_LIMIT:-150}" "$PY" benchmarks/cuda_bench.py > "$LOG/bench.log" 2>&1
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "${BENCH_LIMIT:-150}" "$PY" benchmarks/cuda_bench.py > "$LOG/bench.log" 2>&1
 echo "bench: ${SECONDS}s, exit $?"; cat "$LOG/bench.log"
 SECONDS=0
 timeout "${SANITIZE_LIMIT:-150}" .ci/cuda_sanitize.sh > "$LOG/sanitize.log" 2>&1
