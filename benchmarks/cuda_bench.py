@@ -16,8 +16,9 @@ import fakequant  # noqa: E402
 from fakequant import _C  # noqa: E402
 
 
-def timed(fn, iters, warmup=5, repeat=1):
-    """Median milliseconds of one call (each timed sample runs fn `repeat` times between events)."""
+def timed(fn, iters, warmup=5, repeat=10):
+    """Median milliseconds of one call (each timed sample runs fn `repeat` times back to back between
+    events, so the host's launch overhead overlaps the kernels unless it is the longer of the two)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()

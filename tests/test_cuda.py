@@ -433,7 +433,7 @@ def test_fused_errors():
 # Small tiles, big tiles (>= one CTA per SM) with M / N / K tails, the dp4a kernel (K % 16 != 0).
 GEMM_SHAPES = [(1, 1, 1), (1, 8, 16), (3, 5, 7), (17, 33, 48), (64, 64, 64), (65, 130, 96), (128, 96, 160),
                (200, 130, 1000), (257, 300, 4096), (1, 768, 3072), (4, 64, 30), (1537, 1550, 80),
-               (1600, 1630, 96), (2304, 2310, 400)]  # the last two: enough CTAs for the mid and big tiles
+               (1600, 1630, 96), (2304, 2310, 400)]  # the last two: enough CTAs for the big tile
 
 
 def int_product(a, w):

@@ -60,17 +60,13 @@ __device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r
 
 // ---- tensor-core kernel ----
 
+constexpr int kBK = 64;  // bytes of K per stage: four 16-byte chunks per row
+
 // The tensor-core helpers exist for sm_80+ device code (and the host pass) only.
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-// Byte offset of 16-byte chunk kc of `row` in a [rows][kBK] tile (kBK 64 or 128 bytes): the chunk
-// index XOR'd with the row's position in its 128-byte bank period spreads the 8 rows one ldmatrix
-// reads over all 32 banks.
-template <int kBK>
-__device__ __forceinline__ int swizzle(int row, int kc) {
-  static_assert(kBK == 64 || kBK == 128, "tiles hold 64 or 128 bytes of K per row");
-  const int x = kBK == 128 ? (row & 7) : ((row >> 1) & 3);
-  return row * kBK + ((kc ^ x) << 4);
-}
+// Byte offset of 16-byte chunk kc of `row` in a [rows][64] tile: chunk index XOR (row / 2) % 4
+// spreads the 8 rows one ldmatrix reads over all 32 banks.
+__device__ __forceinline__ int swizzle(int row, int kc) { return row * kBK + ((kc ^ ((row >> 1) & 3)) << 4); }
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -113,30 +109,28 @@ __device__ __forceinline__ void mma_16x8x32(int32_t (&c)[4], const uint32_t (&a)
   }
 }
 
-// Copies the [rows][kBK] byte tile at (row0, k0) of a K-contiguous matrix into shared memory.
-template <int kRows, int kBK, int kThreadsCta>
+// Copies the [rows][64] byte tile at (row0, k0) of a K-contiguous matrix into shared memory.
+template <int kRows, int kThreadsCta>
 __device__ __forceinline__ void load_tile(uint8_t* dst, const uint8_t* src, int64_t ld, int64_t row0, int64_t rows,
                                           int64_t k0, int64_t k) {
-  constexpr int kChunks = kBK / 16;
-  static_assert(kRows * kChunks % kThreadsCta == 0, "tile chunks must divide among the threads");
+  static_assert(kRows * 4 % kThreadsCta == 0, "tile chunks must divide among the threads");
 #pragma unroll
-  for (int i = 0; i < kRows * kChunks / kThreadsCta; ++i) {
-    const int q = threadIdx.x + i * kThreadsCta, row = q / kChunks, kc = q % kChunks;
+  for (int i = 0; i < kRows * 4 / kThreadsCta; ++i) {
+    const int q = threadIdx.x + i * kThreadsCta, row = q >> 2, kc = q & 3;
     const int64_t gr = row0 + row, gk = k0 + kc * 16;
     const bool valid = gr < rows && gk < k;
-    cp_async16(dst + swizzle<kBK>(row, kc), valid ? src + gr * ld + gk : src, valid);
+    cp_async16(dst + swizzle(row, kc), valid ? src + gr * ld + gk : src, valid);
   }
 }
 #endif  // sm_80+
 
-// CTA tile BM x BN with BK bytes of K per stage, WM x WN warps each owning a (BM / WM) x (BN / WN)
-// block of 16 x 8 mma tiles.
-template <int kBM, int kBN, int kBK_, int kWM, int kWN, int kStages>
+// CTA tile BM x BN, WM x WN warps each owning a (BM / WM) x (BN / WN) block of 16 x 8 mma tiles.
+template <int kBM, int kBN, int kWM, int kWN, int kStages>
 struct MmaConfig {
-  static constexpr int BM = kBM, BN = kBN, BK = kBK_, WM = kWM, WN = kWN, STAGES = kStages;
+  static constexpr int BM = kBM, BN = kBN, WM = kWM, WN = kWN, STAGES = kStages;
   static constexpr int kThreads = WM * WN * 32;
   static constexpr int kMi = BM / WM / 16, kNi = BN / WN / 8;
-  static constexpr int kSmemBytes = STAGES * (BM + BN) * BK;
+  static constexpr int kSmemBytes = STAGES * (BM + BN) * kBK;
   static_assert(kMi >= 1 && kNi >= 2 && kNi % 2 == 0, "warp tile must be >= 16 x 16");
 };
 
@@ -145,7 +139,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) mma_gemm_kernel(CudaInt8GemmPar
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // launch_int8_gemm never picks this kernel below sm_80
 #else
-  constexpr int BM = Cfg::BM, BN = Cfg::BN, kBK = Cfg::BK, WM = Cfg::WM, WN = Cfg::WN, STAGES = Cfg::STAGES;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, WM = Cfg::WM, WN = Cfg::WN, STAGES = Cfg::STAGES;
   constexpr int kMi = Cfg::kMi, kNi = Cfg::kNi;
   extern __shared__ __align__(128) uint8_t smem[];
   uint8_t* sa = smem;
@@ -159,8 +153,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) mma_gemm_kernel(CudaInt8GemmPar
 
   auto load_stage = [&](int stage, int kt) {
     const int64_t k0 = static_cast<int64_t>(kt) * kBK;
-    load_tile<BM, kBK, Cfg::kThreads>(sa + stage * BM * kBK, a, p.lda, m0, p.M, k0, p.K);
-    load_tile<BN, kBK, Cfg::kThreads>(sb + stage * BN * kBK, w, p.ldw, n0, p.N, k0, p.K);
+    load_tile<BM, Cfg::kThreads>(sa + stage * BM * kBK, a, p.lda, m0, p.M, k0, p.K);
+    load_tile<BN, Cfg::kThreads>(sb + stage * BN * kBK, w, p.ldw, n0, p.N, k0, p.K);
   };
 
   int32_t acc[kMi][kNi][4] = {};
@@ -183,13 +177,13 @@ __global__ void __launch_bounds__(Cfg::kThreads) mma_gemm_kernel(CudaInt8GemmPar
 #pragma unroll
       for (int i = 0; i < kMi; ++i) {  // matrices: rows 0-7 / 8-15 x k 0-15 / 16-31
         const int row = wm * (BM / WM) + i * 16 + (lane & 15);
-        ldmatrix_x4(af[i], ta + swizzle<kBK>(row, kk * 2 + (lane >> 4)));
+        ldmatrix_x4(af[i], ta + swizzle(row, kk * 2 + (lane >> 4)));
       }
 #pragma unroll
       for (int j = 0; j < kNi; j += 2) {  // matrices: n 0-7 x k 0-15 / 16-31, then n 8-15
         const int row = wn * (BN / WN) + j * 8 + (lane & 7) + ((lane >> 4) << 3);
         uint32_t r[4];
-        ldmatrix_x4(r, tb + swizzle<kBK>(row, kk * 2 + ((lane >> 3) & 1)));
+        ldmatrix_x4(r, tb + swizzle(row, kk * 2 + ((lane >> 3) & 1)));
         bf[j][0] = r[0];
         bf[j][1] = r[1];
         bf[j + 1][0] = r[2];
@@ -286,11 +280,8 @@ __global__ void __launch_bounds__(kThreads) dp4a_gemm_kernel(CudaInt8GemmParams 
     for (int j = 0; j < 4; ++j) store_out(p, m0 + ty + 16 * i, n0 + tx + 16 * j, acc[i][j]);
 }
 
-// Big: 64 x 64 warp tiles (CUTLASS's int8 sm80 shape); mid and small for problems too small to give
-// every SM a big CTA.
-using BigTile = MmaConfig<128, 256, 128, 2, 4, 3>;
-using MidTile = MmaConfig<128, 128, 64, 2, 4, 4>;
-using SmallTile = MmaConfig<64, 64, 64, 2, 2, 4>;
+using BigTile = MmaConfig<128, 128, 2, 4, 4>;
+using SmallTile = MmaConfig<64, 64, 2, 2, 4>;
 
 int device_attribute(cudaDeviceAttr attr) {
   int dev = 0, v = 0;
@@ -321,11 +312,10 @@ cudaError_t launch_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
     dp4a_gemm_kernel<kUnsignedA><<<grid, kThreads, 0, stream>>>(p);
     return cudaGetLastError();
   }
-  // The largest tile that still gives every SM a CTA.
-  const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
-  const auto ctas = [&](int bm, int bn) { return ceil_div(p.M, bm) * ceil_div(p.N, bn); };
-  if (ctas(BigTile::BM, BigTile::BN) >= sms) return launch_mma<BigTile, kUnsignedA>(p, stream);
-  if (ctas(MidTile::BM, MidTile::BN) >= sms) return launch_mma<MidTile, kUnsignedA>(p, stream);
+  // Big tiles when they still give every SM a CTA; small tiles for skinny problems. (Measured on an
+  // H200: 128 x 256 x 128-byte tiles with 64 x 64 warp tiles, one CTA per SM, ran 0.56x as fast.)
+  const int64_t big_ctas = ceil_div(p.M, BigTile::BM) * ceil_div(p.N, BigTile::BN);
+  if (big_ctas >= device_attribute(cudaDevAttrMultiProcessorCount)) return launch_mma<BigTile, kUnsignedA>(p, stream);
   return launch_mma<SmallTile, kUnsignedA>(p, stream);
 }
 
