@@ -55,12 +55,19 @@ struct Run {
   bool vec;
 };
 
-// Locates the run at element lin and, when it takes the 16-byte path, loads it into v.
-template <int V, class S>
+// Locates the run at element lin and, when it takes the 16-byte path, loads it into v. kFlat: the
+// space is one unit-stride row (offset = element number) with no channel dim.
+template <int V, bool kFlat, class S>
 __device__ __forceinline__ Run load_run(const Layout& l, int64_t lin, int ch_dim, const S* x, const S* y,
                                         Vec16<S>& v) {
   Run r{0, 0, false};
   if (lin >= l.numel) return r;
+  if constexpr (kFlat) {
+    r.out = lin;
+    r.vec = lin + V <= l.numel && aligned16(x + lin) && aligned16(y + lin);
+    if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + lin);
+    return r;
+  }
   const int last = l.ndim - 1;
   const Pos pos = locate(l, lin, ch_dim);
   r.out = pos.out;
@@ -71,11 +78,17 @@ __device__ __forceinline__ Run load_run(const Layout& l, int64_t lin, int ch_dim
   return r;
 }
 
-template <DType T>
+// The element rule's two switches as compile-time constants (kRule: kRuleTensor, kRuleChannelInt or
+// kRuleChannelFloat), so that each kernel's inner loop has no branches on them.
+constexpr int kRuleTensor = 0, kRuleChannelInt = 1, kRuleChannelFloat = 2;
+
+template <DType T, int kRule, bool kFlat>
 __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantParams p, Layout l) {
   using E = Elem<T>;
   using S = typename E::S;
   constexpr int V = Vec16<S>::kN;
+  p.fq.zp_mode = kRule == kRuleChannelFloat ? ZeroPointMode::AddThenRound : ZeroPointMode::RoundThenAdd;
+  p.fq.int64_cast = kRule != kRuleTensor;
   const int lane = threadIdx.x & 31;
   const int64_t warp_base = ((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5) * (32 * V * kU);
   const int ch_dim = p.fq.ch_dim;
@@ -86,7 +99,7 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
   Run runs[kU];
   Vec16<S> xv[kU];
 #pragma unroll
-  for (int u = 0; u < kU; ++u) runs[u] = load_run<V>(l, warp_base + (32 * u + lane) * V, ch_dim, x, y, xv[u]);
+  for (int u = 0; u < kU; ++u) runs[u] = load_run<V, kFlat>(l, warp_base + (32 * u + lane) * V, ch_dim, x, y, xv[u]);
   int64_t qc = -1;
   QParams q{};
 #pragma unroll
@@ -103,7 +116,7 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
       }
       *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = yv;
     } else if (lin < l.numel) {
-      Pos pos = locate(l, lin, ch_dim);
+      Pos pos = kFlat ? Pos{lin, lin, 0, lin} : locate(l, lin, ch_dim);
       for (int j = 0; j < V && lin + j < l.numel; ++j) {
         if (j > 0) step(l, lin + j, ch_dim, pos);
         if (pos.ch != qc) q = qparams_of(p, qc = pos.ch);
@@ -117,7 +130,7 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
   }
 }
 
-template <DType T>
+template <DType T, bool kFlat>
 __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p, Layout l) {
   using E = Elem<T>;
   using S = typename E::S;
@@ -130,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p
   Run runs[kU];
   Vec16<S> gv[kU];
 #pragma unroll
-  for (int u = 0; u < kU; ++u) runs[u] = load_run<V>(l, warp_base + (32 * u + lane) * V, -1, dy, dx, gv[u]);
+  for (int u = 0; u < kU; ++u) runs[u] = load_run<V, kFlat>(l, warp_base + (32 * u + lane) * V, -1, dy, dx, gv[u]);
 #pragma unroll
   for (int u = 0; u < kU; ++u) {
     const int64_t lin = warp_base + (32 * u + lane) * V;
@@ -144,7 +157,7 @@ __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p
       *reinterpret_cast<Vec16<S>*>(dx + runs[u].out) = ov;
       continue;
     }
-    Pos pos = locate(l, lin, -1);
+    Pos pos = kFlat ? Pos{lin, lin, 0, lin} : locate(l, lin, -1);
     for (int j = 0; j < V && lin + j < l.numel; ++j) {
       if (j > 0) step(l, lin + j, -1, pos);
       dx[pos.out] = E::store(masked_grad(E::load(dy[pos.in]), (bits >> j) & 1u));
@@ -166,17 +179,53 @@ bool grid_for(int64_t numel, int v, unsigned& blocks) {
 using cuda::grid_for;
 using cuda::kThreads;
 
+namespace {
+
+// Whether the space is one unit-stride row without a channel dim (kFlat kernels).
+bool flat(const Strided& it, int ch_dim) {
+  return it.ndim == 1 && it.in_stride[0] == 1 && it.out_stride[0] == 1 && ch_dim < 0;
+}
+
+template <DType T>
+void launch_fake_quant_as(const CudaFakeQuantParams& p, const cuda::Layout& l, unsigned blocks, cudaStream_t stream) {
+  using cuda::fake_quant_kernel;
+  if (p.fq.int64_cast) {
+    if (p.fq.zp_mode == ZeroPointMode::AddThenRound) {
+      fake_quant_kernel<T, cuda::kRuleChannelFloat, false><<<blocks, kThreads, 0, stream>>>(p, l);
+    } else {
+      fake_quant_kernel<T, cuda::kRuleChannelInt, false><<<blocks, kThreads, 0, stream>>>(p, l);
+    }
+  } else if (flat(p.fq.it, p.fq.ch_dim)) {
+    fake_quant_kernel<T, cuda::kRuleTensor, true><<<blocks, kThreads, 0, stream>>>(p, l);
+  } else {
+    fake_quant_kernel<T, cuda::kRuleTensor, false><<<blocks, kThreads, 0, stream>>>(p, l);
+  }
+}
+
+template <DType T>
+void launch_mask_grad_as(const MaskGradParams& p, const cuda::Layout& l, unsigned blocks, cudaStream_t stream) {
+  if (flat(p.it, -1)) {
+    cuda::mask_grad_kernel<T, true><<<blocks, kThreads, 0, stream>>>(p, l);
+  } else {
+    cuda::mask_grad_kernel<T, false><<<blocks, kThreads, 0, stream>>>(p, l);
+  }
+}
+
+}  // namespace
+
 cudaError_t launch_fake_quant(const CudaFakeQuantParams& p, cudaStream_t stream) {
+  // The kernels know the rule at compile time: only its three combinations occur.
+  if (p.fq.zp_mode == ZeroPointMode::AddThenRound && !p.fq.int64_cast) return cudaErrorInvalidValue;
   const cuda::Layout l = cuda::make_layout(p.fq.it);
   if (l.numel == 0) return cudaSuccess;
   const int v = p.fq.dtype == DType::F32 ? 4 : p.fq.dtype == DType::F64 ? 2 : 8;
   unsigned blocks;
   if (!grid_for(l.numel, v, blocks)) return cudaErrorInvalidValue;
   switch (p.fq.dtype) {
-    case DType::F32: cuda::fake_quant_kernel<DType::F32><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::F16: cuda::fake_quant_kernel<DType::F16><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::BF16: cuda::fake_quant_kernel<DType::BF16><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::F64: cuda::fake_quant_kernel<DType::F64><<<blocks, kThreads, 0, stream>>>(p, l); break;
+    case DType::F32: launch_fake_quant_as<DType::F32>(p, l, blocks, stream); break;
+    case DType::F16: launch_fake_quant_as<DType::F16>(p, l, blocks, stream); break;
+    case DType::BF16: launch_fake_quant_as<DType::BF16>(p, l, blocks, stream); break;
+    case DType::F64: launch_fake_quant_as<DType::F64>(p, l, blocks, stream); break;
   }
   return cudaGetLastError();
 }
@@ -188,10 +237,10 @@ cudaError_t launch_mask_grad(const MaskGradParams& p, cudaStream_t stream) {
   unsigned blocks;
   if (!grid_for(l.numel, v, blocks)) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::F32: cuda::mask_grad_kernel<DType::F32><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::F16: cuda::mask_grad_kernel<DType::F16><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::BF16: cuda::mask_grad_kernel<DType::BF16><<<blocks, kThreads, 0, stream>>>(p, l); break;
-    case DType::F64: cuda::mask_grad_kernel<DType::F64><<<blocks, kThreads, 0, stream>>>(p, l); break;
+    case DType::F32: launch_mask_grad_as<DType::F32>(p, l, blocks, stream); break;
+    case DType::F16: launch_mask_grad_as<DType::F16>(p, l, blocks, stream); break;
+    case DType::BF16: launch_mask_grad_as<DType::BF16>(p, l, blocks, stream); break;
+    case DType::F64: launch_mask_grad_as<DType::F64>(p, l, blocks, stream); break;
   }
   return cudaGetLastError();
 }

@@ -16,7 +16,8 @@ constexpr int kItems = 16;
 constexpr int64_t kChunk = int64_t{kThreads} * kItems;
 
 // Block b reduces chunk (b % nchunks) of channel (b / nchunks) to workspace[2b], workspace[2b + 1].
-template <DType T>
+// kFlat: x is one unit-stride row (element number = offset).
+template <DType T, bool kFlat>
 __global__ void __launch_bounds__(kThreads) minmax_kernel(CudaFusedObsParams p, Layout l, int64_t nchunks) {
   using E = Elem<T>;
   using S = typename E::S;
@@ -31,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) minmax_kernel(CudaFusedObsParams p, 
   for (int k = 0; k < kItems; ++k) {
     const int64_t lin = begin + k * kThreads + threadIdx.x;
     if (lin < end) {
-      const float v = E::load(x[locate(l, lin, -1).in]);
+      const float v = E::load(x[kFlat ? lin : locate(l, lin, -1).in]);
       mn = NanMin{}(mn, v);
       mx = NanMax{}(mx, v);
     }
@@ -74,6 +75,20 @@ __global__ void __launch_bounds__(kThreads) observe_kernel(CudaFusedObsParams p,
 }  // namespace
 }  // namespace cuda
 
+namespace {
+
+template <DType T>
+void launch_minmax(const CudaFusedObsParams& p, const cuda::Layout& l, int64_t nchunks, unsigned blocks, bool flat,
+                   cudaStream_t stream) {
+  if (flat) {
+    cuda::minmax_kernel<T, true><<<blocks, cuda::kThreads, 0, stream>>>(p, l, nchunks);
+  } else {
+    cuda::minmax_kernel<T, false><<<blocks, cuda::kThreads, 0, stream>>>(p, l, nchunks);
+  }
+}
+
+}  // namespace
+
 int64_t fused_workspace_floats(const Strided& it, int64_t channels) {
   return 2 * channels * cuda::chunks_per_channel(it, channels, cuda::kChunk);
 }
@@ -86,10 +101,11 @@ cudaError_t launch_fused_observe(const CudaFusedObsParams& p, cudaStream_t strea
   const int64_t blocks = p.channels * nchunks;
   if (blocks > cuda::kMaxBlocks) return cudaErrorInvalidValue;
   const unsigned b = static_cast<unsigned>(blocks);
+  const bool flat = p.it.ndim == 1 && p.it.in_stride[0] == 1;
   switch (p.dtype) {
-    case DType::F32: cuda::minmax_kernel<DType::F32><<<b, cuda::kThreads, 0, stream>>>(p, l, nchunks); break;
-    case DType::F16: cuda::minmax_kernel<DType::F16><<<b, cuda::kThreads, 0, stream>>>(p, l, nchunks); break;
-    case DType::BF16: cuda::minmax_kernel<DType::BF16><<<b, cuda::kThreads, 0, stream>>>(p, l, nchunks); break;
+    case DType::F32: launch_minmax<DType::F32>(p, l, nchunks, b, flat, stream); break;
+    case DType::F16: launch_minmax<DType::F16>(p, l, nchunks, b, flat, stream); break;
+    case DType::BF16: launch_minmax<DType::BF16>(p, l, nchunks, b, flat, stream); break;
     default: return cudaErrorInvalidValue;
   }
   cudaError_t e = cudaGetLastError();
