@@ -8,6 +8,7 @@
 #include "cpu/fake_quant.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "out_cache.h"
 
 namespace fakequant {
 namespace {
@@ -88,7 +89,7 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
   check_mask_covers(mask, dy.numel());
-  at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Preserve);
+  at::Tensor dx = output_like(dy);
   p.it = make_strided(order, dy, dx);
   p.dy = dy.data_ptr();
   p.dx = dx.data_ptr();

@@ -9,6 +9,7 @@
 #include "cpu/lsq.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "out_cache.h"
 #include "reduce.h"
 
 namespace fakequant {
@@ -71,7 +72,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& dy, co
   // x, dy and dx share one layout: x's when it is dense, else a contiguous one.
   const at::Tensor x = input.is_non_overlapping_and_dense() ? input : input.contiguous();
   const at::Tensor g = same_strides(dy, x) ? dy : at::empty_like(x).copy_(dy);
-  at::Tensor dx = at::empty_like(x);
+  at::Tensor dx = output_like(x);
   at::Tensor dscale = at::empty(scale.sizes(), scale.options());
   at::Tensor dzero_point = at::empty(zero_point.sizes(), zero_point.options());
   const int64_t channels = static_cast<int64_t>(q.zero_point.size());

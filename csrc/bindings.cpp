@@ -3,6 +3,7 @@
 
 #include "bind.h"
 #include "cpu/isa.h"
+#include "out_cache.h"
 
 namespace py = pybind11;
 
@@ -26,6 +27,7 @@ PYBIND11_MODULE(_C, m) {
   fakequant::bind_lsq(m);
   fakequant::bind_fused_obs(m);
   fakequant::bind_int8(m);
+  fakequant::bind_out_cache(m);
 #ifdef FAKEQUANT_WITH_CUDA
   fakequant::bind_cuda(m);
 #endif

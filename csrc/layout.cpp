@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "checks.h"
+#include "out_cache.h"
 
 namespace fakequant {
 
@@ -47,8 +48,8 @@ Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, co
 
 FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim) {
   FakeQuantOutputs o;
-  o.y = at::empty_like(x, at::MemoryFormat::Preserve);
-  o.mask = at::empty({need_mask ? (x.numel() + 63) / 64 : 0}, x.options().dtype(at::kLong));
+  o.y = output_like(x);
+  o.mask = output_empty({need_mask ? (x.numel() + 63) / 64 : 0}, x.options().dtype(at::kLong));
   o.order = walk_order(x, axis);
   *it = make_strided(o.order, x, o.y, axis, ch_dim);
   return o;

@@ -19,7 +19,15 @@ def backend_info() -> dict:
         "int8_ops": _C.int8_ops_isa(),
         "threads": _C.num_threads(),
         "cuda_built": bool(_C.cuda_built),
+        "cached_output_bytes": _C.cached_output_bytes(),
     }
+
+
+def release_cached_outputs() -> int:
+    """Frees the memory the CPU output cache keeps for reuse (outputs of 256 KiB or more come from it,
+    so that every training step does not page-fault fresh memory; FAKEQUANT_CPU_CACHE_MB caps it,
+    default 1024). Returns the bytes freed; tensors still alive keep theirs."""
+    return _C.release_cached_outputs()
 
 
 __all__ = [
@@ -34,4 +42,5 @@ __all__ = [
     "int8_mm",
     "int8_mm_packed",
     "pack_weight",
+    "release_cached_outputs",
 ]

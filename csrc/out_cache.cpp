@@ -1,0 +1,126 @@
+// out_cache.cpp — the output cache of out_cache.h: a c10::Allocator with per-size free lists.
+//
+// glibc returns large freed blocks to the OS (an mmap per block, or a trimmed heap top), so a
+// 26 MB output allocated again every step costs thousands of page faults. Blocks freed here go to
+// a free list of their size (sizes rounded up to 64 KiB) and serve the next request of that size;
+// at most FAKEQUANT_CPU_CACHE_MB (default 1024) megabytes wait in the lists, the rest is freed.
+#include "out_cache.h"
+
+#include <ATen/EmptyTensor.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace fakequant {
+namespace {
+
+constexpr size_t kGranule = size_t{64} << 10;
+constexpr size_t kHeader = 64;  // the block's size, in front of the 64-byte aligned data
+
+class OutputCache final : public c10::Allocator {
+ public:
+  OutputCache() {
+    const char* mb = std::getenv("FAKEQUANT_CPU_CACHE_MB");
+    limit_ = (mb ? static_cast<size_t>(std::strtoull(mb, nullptr, 10)) : size_t{1024}) << 20;
+  }
+
+  c10::DataPtr allocate(size_t n) override {
+    const size_t size = (n + kHeader + kGranule - 1) / kGranule * kGranule;
+    void* base = take(size);
+    if (base == nullptr && posix_memalign(&base, 64, size) != 0) throw std::bad_alloc();
+    *static_cast<size_t*>(base) = size;
+    return {static_cast<char*>(base) + kHeader, base, &give_back, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+  int64_t cached() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int64_t>(cached_);
+  }
+
+  int64_t release() {
+    std::vector<void*> blocks;
+    size_t bytes = 0;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& [size, list] : free_) blocks.insert(blocks.end(), list.begin(), list.end());
+      free_.clear();
+      std::swap(bytes, cached_);
+    }
+    for (void* b : blocks) std::free(b);
+    return static_cast<int64_t>(bytes);
+  }
+
+  static OutputCache& instance() {
+    static OutputCache* cache = new OutputCache();  // never destroyed: tensors may outlive static teardown
+    return *cache;
+  }
+
+ private:
+  void* take(size_t size) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(size);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* b = it->second.back();
+    it->second.pop_back();
+    cached_ -= size;
+    return b;
+  }
+
+  static void give_back(void* base) {
+    OutputCache& c = instance();
+    const size_t size = *static_cast<size_t*>(base);
+    {
+      const std::lock_guard<std::mutex> lock(c.mutex_);
+      if (c.cached_ + size <= c.limit_) {
+        c.free_[size].push_back(base);
+        c.cached_ += size;
+        return;
+      }
+    }
+    std::free(base);
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0, limit_ = 0;
+};
+
+bool cacheable(const at::Tensor& like, int64_t nbytes) {
+  return like.device().is_cpu() && nbytes >= kCachedOutputBytes;
+}
+
+}  // namespace
+
+at::Tensor output_like(const at::Tensor& x, at::ScalarType dtype) {
+  const int64_t nbytes = x.numel() * static_cast<int64_t>(c10::elementSize(dtype));
+  if (!cacheable(x, nbytes) || !x.is_non_overlapping_and_dense())
+    return at::empty_like(x, x.options().dtype(dtype), at::MemoryFormat::Preserve);
+  return at::detail::empty_strided_generic(x.sizes(), x.strides(), &OutputCache::instance(),
+                                           c10::DispatchKeySet(c10::DispatchKey::CPU), dtype);
+}
+
+at::Tensor output_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  const int64_t nbytes = c10::multiply_integers(sizes) * static_cast<int64_t>(options.dtype().itemsize());
+  if (!options.device().is_cpu() || nbytes < kCachedOutputBytes) return at::empty(sizes, options);
+  return at::detail::empty_generic(sizes, &OutputCache::instance(), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                   c10::typeMetaToScalarType(options.dtype()), std::nullopt);
+}
+
+int64_t cached_output_bytes() { return OutputCache::instance().cached(); }
+
+int64_t release_cached_outputs() { return OutputCache::instance().release(); }
+
+void bind_out_cache(pybind11::module_& m) {
+  m.def("cached_output_bytes", &cached_output_bytes);
+  m.def("release_cached_outputs", &release_cached_outputs);
+}
+
+}  // namespace fakequant
