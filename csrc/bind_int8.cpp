@@ -192,6 +192,21 @@ std::tuple<at::Tensor, at::Tensor> pack_dw(const at::Tensor& w, const at::Tensor
   return {out, colsum};
 }
 
+// Below this output width the border pixels, whose taps read the padding one by one, dominate a
+// depthwise conv; the input is then copied into a padded buffer so every pixel runs the interior path.
+constexpr int64_t kPadCopyBelowWidth = 32;
+
+// g's input copied into `padded` (channels-last, the padding filled with the zero point); g then
+// describes the padded input with no padding.
+void pad_input(ConvGeometry& g, at::Tensor& padded) {
+  const at::Tensor x = at::from_blob(const_cast<uint8_t*>(g.x), {g.batch, g.h, g.w, g.c}, at::kByte);
+  padded = at::full({g.batch, g.h + 2 * g.ph, g.w + 2 * g.pw, g.c}, g.x_zp, at::kByte);
+  padded.narrow(1, g.ph, g.h).narrow(2, g.pw, g.w).copy_(x);
+  g.x = padded.data_ptr<uint8_t>();
+  g.h += 2 * g.ph, g.w += 2 * g.pw;
+  g.ph = g.pw = 0;
+}
+
 using DwKernel = void (*)(const DwConvParams&, int64_t, int64_t);
 constexpr DwKernel kDw[] = {dwconv_ref, dwconv_avx2, dwconv_avx512};
 
@@ -203,6 +218,8 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
   DwConvParams p;
   at::Tensor xc;
   p.g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
+  at::Tensor padded;
+  if (p.g.ow < kPadCopyBelowWidth && (p.g.ph > 0 || p.g.pw > 0)) pad_input(p.g, padded);
   p.cpad = round_up(std::max<int64_t>(p.g.c, 1), 16);
   if (taps.scalar_type() != at::kInt || taps.numel() != kh * kw * p.cpad || colsum.scalar_type() != at::kInt ||
       colsum.numel() != packed_blocks(p.g.c) * kNB)
