@@ -4,6 +4,7 @@
 // quantize / dequantize and the uint8 elementwise ops; threads split the output.
 #include <ATen/Parallel.h>
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -198,12 +199,14 @@ constexpr int64_t kPadCopyBelowWidth = 32;
 
 // g's input copied into `padded` (channels-last, the padding filled with the zero point); g then
 // describes the padded input with no padding.
-void pad_input(ConvGeometry& g, at::Tensor& padded) {
-  const at::Tensor x = at::from_blob(const_cast<uint8_t*>(g.x), {g.batch, g.h, g.w, g.c}, at::kByte);
-  padded = at::full({g.batch, g.h + 2 * g.ph, g.w + 2 * g.pw, g.c}, g.x_zp, at::kByte);
-  padded.narrow(1, g.ph, g.h).narrow(2, g.pw, g.w).copy_(x);
-  g.x = padded.data_ptr<uint8_t>();
-  g.h += 2 * g.ph, g.w += 2 * g.pw;
+void pad_input(ConvGeometry& g, std::vector<uint8_t>& padded) {
+  const int64_t h = g.h + 2 * g.ph, w = g.w + 2 * g.pw, row = g.w * g.c;
+  padded.assign(g.batch * h * w * g.c, static_cast<uint8_t>(g.x_zp));
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t y = 0; y < g.h; ++y)
+      std::memcpy(padded.data() + ((b * h + y + g.ph) * w + g.pw) * g.c, g.x + (b * g.h + y) * row, row);
+  g.x = padded.data();
+  g.h = h, g.w = w;
   g.ph = g.pw = 0;
 }
 
@@ -218,7 +221,7 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
   DwConvParams p;
   at::Tensor xc;
   p.g = conv_geometry(x, xc, kh, kw, stride, padding, dilation, x_zp);
-  at::Tensor padded;
+  std::vector<uint8_t> padded;
   if (p.g.ow < kPadCopyBelowWidth && (p.g.ph > 0 || p.g.pw > 0)) pad_input(p.g, padded);
   p.cpad = round_up(std::max<int64_t>(p.g.c, 1), 16);
   if (taps.scalar_type() != at::kInt || taps.numel() != kh * kw * p.cpad || colsum.scalar_type() != at::kInt ||
@@ -242,7 +245,8 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& taps, const at::Tensor&
 }
 
 // One group of a conv through the GEMM, its im2col rows gathered while packing: [N * OH * OW,
-// the group's out channels], written to `out` when given (a view into the whole output).
+// the group's out channels], written to `out` when given (a view into the whole output); without
+// `out`, the whole conv's channels-last [N, C_out, OH, OW] output.
 at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& colsum, int64_t n, int64_t k,
                      int64_t wmin, int64_t wmax, int64_t kh, int64_t kw, const std::vector<int64_t>& stride,
                      const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t c0,
@@ -256,10 +260,24 @@ at::Tensor conv_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Te
   set_packed(p, packed, colsum, n, k, wmin, wmax);
   EpilogueStorage st;
   setup_epilogue(p, st, e, false, x_zp);
-  p.conv = &g;
-  p.conv_c0 = c0;
   p.m = g.batch * g.oh * g.ow;
-  at::Tensor y = gemm_output(p, out, x.options());
+  if (kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && k == g.c) {
+    p.a = g.x;  // a 1x1 conv over every channel: the channels-last pixels are the GEMM's rows
+    p.a_rs = g.c;
+    p.a_cs = 1;
+  } else {
+    p.conv = &g;
+    p.conv_c0 = c0;
+  }
+  if (out) {
+    at::Tensor y = gemm_output(p, out, x.options());
+    run_gemm(p);
+    return y;
+  }
+  // The whole conv (one group spanning every channel): a channels-last [N, C_out, OH, OW] output.
+  at::Tensor y = at::empty({g.batch, n, g.oh, g.ow}, x.options().dtype(out_scalar_type(p.epi)),
+                           at::MemoryFormat::ChannelsLast);
+  gemm_output(p, y.permute({0, 2, 3, 1}).reshape({p.m, n}), x.options());
   run_gemm(p);
   return y;
 }

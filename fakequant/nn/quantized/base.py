@@ -28,15 +28,17 @@ class QParamsModule(nn.Module):
 
     def prepared(self, x_scale: float, device: torch.device = torch.device("cpu")):
         """self.prepare(x_scale) — weights in their kernels' form and epilogues — for inputs on
-        `device`, cached until the input scale, the output qparams or a buffer (replaced, moved or
-        modified in place) change."""
+        `device`, cached until the input scale, the device, the output qparams or a buffer (replaced
+        or modified in place) change."""
+        key = (x_scale, device, *[(id(t), t._version) for t in self._buffers.values() if t is not None])
+        cache = self._prepared
+        if cache is not None and cache[0] == key:
+            return cache[1]
         for name, t in self._buffers.items():
             if t is not None and t.device != device:
                 raise RuntimeError(f"fakequant: {type(self).__name__}.{name} is on {t.device} but the input is on "
                                    f"{device}; move the model with .to('{device}')")
-        key = (x_scale, *[(id(t), t._version) for t in self._buffers.values() if t is not None])
-        if self._prepared is None or self._prepared[0] != key:
-            self._prepared = (key, self.prepare(x_scale))
+        self._prepared = (key, self.prepare(x_scale))
         return self._prepared[1]
 
     def __getstate__(self):

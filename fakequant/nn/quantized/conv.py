@@ -85,31 +85,29 @@ class Conv2d(QParamsModule):
                            self.zero_point, self.quant_min, self.quant_max, self._relu)
 
     def forward(self, x):
-        x = check_qtensor(x)
-        if x.dim() != 4 or x.shape[1] != self.in_channels or x.dtype != torch.uint8:
+        data = check_qtensor(x).data
+        if data.dim() != 4 or data.shape[1] != self.in_channels or data.dtype != torch.uint8:
             raise ValueError(f"fakequant: Conv2d expects a uint8 QTensor [N, {self.in_channels}, H, W], got "
-                             f"{tuple(x.shape)} {x.dtype}")
-        packed, epis = self.prepared(x.scale, x.device)
-        if self.depthwise and x.data.is_cuda:
-            y = _C.cuda_int8_dwconv(x.data, packed, list(self.stride), list(self.padding), list(self.dilation),
-                                    x.zero_point, epis[0])
-            return QTensor(y, self.scale, self.zero_point)
-        if self.depthwise:
-            taps, colsum = packed
-            y = _C.int8_dwconv(x.data, taps, colsum, *self.kernel_size, list(self.stride), list(self.padding),
-                               list(self.dilation), x.zero_point, epis[0])
-            return QTensor(y, self.scale, self.zero_point)
-        return QTensor(self._im2col_gemm(x, packed, epis), self.scale, self.zero_point)
+                             f"{tuple(data.shape)} {data.dtype}")
+        packed, epis = self.prepared(x.scale, data.device)
+        if not self.depthwise:
+            return QTensor(self._im2col_gemm(x, packed, epis), self.scale, self.zero_point)
+        if data.is_cuda:
+            y = _C.cuda_int8_dwconv(data, packed, self.stride, self.padding, self.dilation, x.zero_point, epis[0])
+        else:
+            y = _C.int8_dwconv(data, *packed, *self.kernel_size, self.stride, self.padding, self.dilation,
+                               x.zero_point, epis[0])
+        return QTensor(y, self.scale, self.zero_point)
 
     def _im2col_gemm(self, x: QTensor, packed, epis) -> torch.Tensor:
-        """Through the GEMM: a 1x1 / stride 1 conv reads the channels-last input as its rows,
-        others gather im2col rows while packing (per group, into the group's output columns)."""
-        n, c, h, w = x.shape
+        """Through the GEMM, im2col rows gathered while packing: in one call for one group, else
+        per group into the group's output columns."""
         (kh, kw), stride, padding, dilation = self.kernel_size, self.stride, self.padding, self.dilation
-        if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and self.groups == 1:
-            rows = x.data.permute(0, 2, 3, 1).reshape(n * h * w, c)
-            y = int8_gemm(rows, packed[0], x.zero_point, epis[0])
-            return y.view(n, h, w, -1).permute(0, 3, 1, 2)
+        if self.groups == 1 and not x.data.is_cuda:
+            pk = packed[0]
+            return _C.int8_conv_gemm(x.data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, stride,
+                                     padding, dilation, 0, x.zero_point, epis[0], None)
+        n, c, h, w = x.shape
         oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         if oh < 1 or ow < 1:
@@ -125,8 +123,8 @@ class Conv2d(QParamsModule):
                 int8_gemm(rows, weight, x.zero_point, epi, out=y2[:, g * og:(g + 1) * og])
             return y.permute(0, 3, 1, 2)
         for g, (pk, epi) in enumerate(zip(packed, epis)):
-            _C.int8_conv_gemm(data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, list(stride),
-                              list(padding), list(dilation), g * cg, x.zero_point, epi, y2[:, g * og:(g + 1) * og])
+            _C.int8_conv_gemm(data, pk.data, pk.colsum, pk.n, pk.k, pk.wmin, pk.wmax, kh, kw, stride, padding,
+                              dilation, g * cg, x.zero_point, epi, y2[:, g * og:(g + 1) * og])
         return y.permute(0, 3, 1, 2)
 
     def _patches(self, data: torch.Tensor, zero_point: int, oh: int, ow: int) -> torch.Tensor:

@@ -51,12 +51,13 @@ class Linear(QParamsModule):
         return prepare_weight(self.weight), epi
 
     def forward(self, x):
-        x = check_qtensor(x)
-        if x.dim() < 1:
+        data = check_qtensor(x).data
+        if data.dim() < 1:
             raise ValueError("fakequant: Linear input must have at least one dimension")
-        packed, epi = self.prepared(x.scale, x.device)
-        y = int8_gemm(x.data.reshape(-1, x.shape[-1]), packed, x.zero_point, epi)
-        return QTensor(y.view(*x.shape[:-1], self.out_features), self.scale, self.zero_point)
+        packed, epi = self.prepared(x.scale, data.device)
+        y = int8_gemm(data.reshape(-1, data.shape[-1]) if data.dim() != 2 else data, packed, x.zero_point, epi)
+        return QTensor(y if data.dim() == 2 else y.view(*data.shape[:-1], self.out_features), self.scale,
+                       self.zero_point)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, {super().extra_repr()}"
