@@ -91,13 +91,13 @@ class Conv2d(QParamsModule):
                              f"{tuple(data.shape)} {data.dtype}")
         packed, epis = self.prepared(x.scale, data.device)
         if not self.depthwise:
-            return QTensor(self._im2col_gemm(x, packed, epis), self.scale, self.zero_point)
+            return QTensor._of(self._im2col_gemm(x, packed, epis), self.scale, self.zero_point)
         if data.is_cuda:
             y = _C.cuda_int8_dwconv(data, packed, self.stride, self.padding, self.dilation, x.zero_point, epis[0])
         else:
             y = _C.int8_dwconv(data, *packed, *self.kernel_size, self.stride, self.padding, self.dilation,
                                x.zero_point, epis[0])
-        return QTensor(y, self.scale, self.zero_point)
+        return QTensor._of(y, self.scale, self.zero_point)
 
     def _im2col_gemm(self, x: QTensor, packed, epis) -> torch.Tensor:
         """Through the GEMM, im2col rows gathered while packing: in one call for one group, else

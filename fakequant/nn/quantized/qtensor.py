@@ -27,6 +27,14 @@ class QTensor:
         self.scale = float(scale)
         self.zero_point = int(zero_point)
 
+    @classmethod
+    def _of(cls, data: torch.Tensor, scale: float, zero_point: int) -> QTensor:
+        """A QTensor of a kernel's uint8 / int8 output and qparams that are already a float and an
+        int (the modules' own): no checks or conversions, for the per-layer hot path."""
+        q = object.__new__(cls)
+        q.data, q.scale, q.zero_point = data, scale, zero_point
+        return q
+
     @property
     def shape(self) -> torch.Size:
         return self.data.shape
