@@ -125,5 +125,6 @@ def quantize(x: torch.Tensor, scale: float, zero_point: int, quant_min: int = 0,
         raise TypeError(f"fakequant: input must be a float tensor, got {type(x).__name__}")
     if x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
-    data = _kernel("quantize_per_tensor", x)(x, float(scale), int(zero_point), quant_min, quant_max, quant_min < 0)
-    return QTensor(data, scale, zero_point)
+    scale, zero_point = float(scale), int(zero_point)
+    data = _kernel("quantize_per_tensor", x)(x, scale, zero_point, quant_min, quant_max, quant_min < 0)
+    return QTensor._of(data, scale, zero_point)
