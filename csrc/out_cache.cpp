@@ -2,11 +2,14 @@
 //
 // glibc returns large freed blocks to the OS (an mmap per block, or a trimmed heap top), so a
 // 26 MB output allocated again every step costs thousands of page faults. Blocks freed here go to
-// a free list of their size (sizes rounded up to 64 KiB) and serve the next request of that size;
-// at most FAKEQUANT_CPU_CACHE_MB (default 1024) megabytes wait in the lists, the rest is freed.
+// a free list of their size (sizes rounded up to 64 KiB) and serve the next request of that size.
+// At most FAKEQUANT_CPU_CACHE_MB (default 1024) megabytes wait in the lists: a block that would pass
+// that first evicts the lists of other sizes (the workload's shapes changed), else it is freed.
 #include "out_cache.h"
 
 #include <ATen/EmptyTensor.h>
+
+#include <pthread.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -26,12 +29,16 @@ class OutputCache final : public c10::Allocator {
   OutputCache() {
     const char* mb = std::getenv("FAKEQUANT_CPU_CACHE_MB");
     limit_ = (mb ? static_cast<size_t>(std::strtoull(mb, nullptr, 10)) : size_t{1024}) << 20;
+    // A fork while another thread holds the lock would leave the child's copy locked forever.
+    pthread_atfork([] { instance().mutex_.lock(); }, [] { instance().mutex_.unlock(); },
+                   [] { instance().mutex_.unlock(); });
   }
 
   c10::DataPtr allocate(size_t n) override {
     const size_t size = (n + kHeader + kGranule - 1) / kGranule * kGranule;
     void* base = take(size);
-    if (base == nullptr && posix_memalign(&base, 64, size) != 0) throw std::bad_alloc();
+    if (base == nullptr && posix_memalign(&base, 64, size) != 0)
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "fakequant: out of CPU memory allocating ", size, " bytes");
     *static_cast<size_t*>(base) = size;
     return {static_cast<char*>(base) + kHeader, base, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
@@ -77,15 +84,24 @@ class OutputCache final : public c10::Allocator {
   static void give_back(void* base) {
     OutputCache& c = instance();
     const size_t size = *static_cast<size_t*>(base);
+    std::vector<void*> evicted;
+    bool kept = false;
     {
       const std::lock_guard<std::mutex> lock(c.mutex_);
+      for (auto it = c.free_.begin(); c.cached_ + size > c.limit_ && it != c.free_.end(); ++it) {
+        if (it->first == size) continue;
+        evicted.insert(evicted.end(), it->second.begin(), it->second.end());
+        c.cached_ -= it->first * it->second.size();
+        it->second.clear();
+      }
       if (c.cached_ + size <= c.limit_) {
         c.free_[size].push_back(base);
         c.cached_ += size;
-        return;
+        kept = true;
       }
     }
-    std::free(base);
+    for (void* b : evicted) std::free(b);
+    if (!kept) std::free(base);
   }
 
   std::mutex mutex_;

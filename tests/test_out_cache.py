@@ -49,12 +49,25 @@ def test_small_outputs_use_torchs_allocator_and_release_frees_the_cache():
     assert fakequant.backend_info()["cached_output_bytes"] == 0
 
 
-def test_cache_limit_from_the_environment():
-    code = ("import torch, fakequant; from fakequant import _C; "
-            "y = fakequant.fake_quantize_per_tensor_affine(torch.randn(1 << 20), 0.1, 0, -128, 127); del y; "
-            "print(_C.cached_output_bytes())")
+def run_with_cache_limit(mb: int, code: str) -> str:
     root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "FAKEQUANT_CPU_CACHE_MB": "0",
+    env = {**os.environ, "FAKEQUANT_CPU_CACHE_MB": str(mb),
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=root)
-    assert out.stdout.strip() == "0"
+    prelude = "import torch, fakequant; from fakequant import _C; fq = fakequant.fake_quantize_per_tensor_affine; "
+    out = subprocess.run([sys.executable, "-c", prelude + code], env=env, capture_output=True, text=True,
+                         check=True, cwd=root)
+    return out.stdout.strip()
+
+
+def test_cache_limit_from_the_environment():
+    assert run_with_cache_limit(0, "y = fq(torch.randn(1 << 20), 0.1, 0, -128, 127); del y; "
+                                   "print(_C.cached_output_bytes())") == "0"
+
+
+def test_a_full_cache_evicts_sizes_no_longer_asked_for():
+    # 6 MB blocks of two sizes under an 8 MB cap: the second size evicts the first instead of being refused.
+    code = ("a = fq(torch.randn(3 << 19), 0.1, 0, -128, 127); del a; first = _C.cached_output_bytes(); "
+            "b = fq(torch.randn((3 << 19) + (1 << 16)), 0.1, 0, -128, 127); del b; "
+            "print(first, _C.cached_output_bytes())")
+    first, after = map(int, run_with_cache_limit(8, code).split())
+    assert first >= 6 << 20 and after > first

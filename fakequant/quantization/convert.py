@@ -117,7 +117,8 @@ def convert(model, inplace=False):
     qparams, FloatFunctional -> QFunctional, pooling / ReLU / flatten -> their int8 forms; a module with no
     int8 kernel runs in float between a dequantize and a quantize with its trained output qparams.
     Returns the converted model in eval mode (a deep copy unless inplace), on the device the QAT model
-    is on: weights are quantized on the CPU, then the int8 model moves there (CPU or CUDA)."""
+    is on: weights are quantized on the CPU, then the int8 model moves there (CPU or CUDA). The deep copy
+    is made where the model is, so a GPU model needs room for a second copy while it converts."""
     if not inplace:
         model = copy.deepcopy(model)
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
@@ -125,6 +126,7 @@ def convert(model, inplace=False):
     with torch.no_grad():
         top = _convert_one(model)
         if top is not None:
+            model.to(device)  # with inplace, the caller's module stays where it was
             return top.eval().to(device)
         _convert(model)
     return model.to(device)

@@ -43,7 +43,9 @@ class Linear(QParamsModule):
         return mod
 
     def packed_weight(self):
-        return self.prepared(1.0, self.weight.device)[0]
+        """The weight in its kernel's form (packed on the CPU), from the forward's cache when it has one."""
+        x_scale = self._prepared[0][0] if self._prepared is not None else 1.0
+        return self.prepared(x_scale, self.weight.device)[0]
 
     def prepare(self, x_scale: float):
         epi = qF.epilogue(self.weight_scale, self.weight_zero_point, self.bias, x_scale, self.scale, self.zero_point,
