@@ -14,36 +14,16 @@ __all__ = ["ConvBn1d", "ConvBn2d", "ConvBn3d", "ConvBnReLU1d", "ConvBnReLU2d", "
            "ConvReLU2d", "ConvReLU3d", "BnFold", "freeze_bn_stats", "update_bn_stats"]
 
 
-class _UnscaleChannels(torch.autograd.Function):
-    """y / sf per channel (dim 1), with a leaner backward than autograd's division (three passes over the
-    tensor instead of five): dy = g / sf, dsf = -sum(dy * y) / sf over every dim but 1."""
-
-    @staticmethod
-    def forward(ctx, y, sf):
-        shape = (1, -1) + (1,) * (y.dim() - 2)
-        ctx.save_for_backward(y, sf)
-        ctx.shape = shape
-        return y / sf.reshape(shape)
-
-    @staticmethod
-    def backward(ctx, grad):
-        y, sf = ctx.saved_tensors
-        dy = grad / sf.reshape(ctx.shape)
-        dsf = None
-        if ctx.needs_input_grad[1]:
-            dims = [d for d in range(y.dim()) if d != 1]
-            dsf = -(dy * y).sum(dims) / sf
-        return dy, dsf
-
-
 class BnFold(QATModule):
     """BN folding (torch.ao's ConvBn*d forward), shared by conv and linear:
         sf = bn.weight / sqrt(bn.running_var + bn.eps)
         y = bn(op(x, weight_fake_quant(W * sf)) / sf + bias)
-    bn uses batch statistics and updates its running ones while its stats are not frozen. Once BN uses its
+    computed as bn(op(x, weight_fake_quant(W * sf) / sf, bias)): op is linear per output channel, so the
+    1 / sf moves onto the weight (equal up to float rounding, and no pass over the activation). bn uses
+    batch statistics and updates its running ones while its stats are not frozen. Once BN uses its
     running statistics (frozen, or eval mode) that expression is the folded layer itself,
         y = op(x, weight_fake_quant(W * sf), bn.bias + (bias - running_mean) * sf),
-    which is what runs then (two elementwise passes fewer; the int8 model computes the same)."""
+    which is what runs then (the int8 model computes the same)."""
 
     def _init_bn(self, bn_class, num_features, eps, momentum, freeze_bn, bias):
         self.freeze_bn = freeze_bn if self.training else True
@@ -101,10 +81,9 @@ class BnFold(QATModule):
         w = self.weight_fake_quant(self.weight * sf.reshape(w_shape))
         if not self.bn.training:
             return op(x, w, self._folded_bias(sf))
-        y = _UnscaleChannels.apply(op(x, w, None), sf)
-        if self.bias is not None:
-            y = y + self.bias.reshape((1, -1) + (1,) * (y.dim() - 2))
-        return self.bn(y)
+        # op(x, w) / sf + bias, with the per-output-channel 1 / sf applied to the (small) weight instead of
+        # the output: the same value up to float rounding, and no pass over the activation each way.
+        return self.bn(op(x, w / sf.reshape(w_shape), self.bias))
 
     def folded_weight_bias(self):
         """BN folded in from its running statistics: (W * sf, bn.bias + (bias - running_mean) * sf), detached;
