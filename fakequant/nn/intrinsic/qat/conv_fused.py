@@ -133,7 +133,7 @@ class _ConvBnNd(BnFold):
 
 class _ConvBnReLUNd(_ConvBnNd):
     def forward(self, x):
-        return self.activation_post_process(F.relu(self._bn_folded(x, self._conv_forward)))
+        return self.activation_post_process(F.relu(self._bn_folded(x, self._conv_forward), inplace=True))
 
 
 class ConvBn1d(_ConvBnNd, nn.Conv1d):
