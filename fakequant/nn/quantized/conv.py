@@ -100,8 +100,8 @@ class Conv2d(QParamsModule):
         return QTensor._of(y, self.scale, self.zero_point)
 
     def _im2col_gemm(self, x: QTensor, packed, epis) -> torch.Tensor:
-        """Through the GEMM, im2col rows gathered while packing: in one call for one group, else
-        per group into the group's output columns."""
+        """Through the GEMM, per group into the group's output columns (a single group on the CPU is
+        one C++ call). The CPU gathers im2col rows while packing; CUDA gathers them first (_patches)."""
         (kh, kw), stride, padding, dilation = self.kernel_size, self.stride, self.padding, self.dilation
         if self.groups == 1 and not x.data.is_cuda:
             pk = packed[0]
