@@ -147,14 +147,13 @@ at::Tensor dwconv(const at::Tensor& x, const at::Tensor& weight, const std::vect
   check_same_device({{"input", &x}, {"weight", &weight}});
   check_dtype(weight, "weight", {at::kChar});
   check_dim(weight, "weight", 4);
-  check_dim(x, "input", 4);
-  if (weight.size(0) != x.size(1) || weight.size(1) != 1)
-    value_error("a depthwise weight is [C, 1, kh, kw] for an input of C channels");
   if (check_epilogue(e) != Epilogue::U8) value_error("the CUDA depthwise conv writes uint8 (out_dtype 'uint8')");
   const c10::cuda::CUDAGuard guard(x.device());
   CudaDwConvParams p;
   at::Tensor xc;
   p.g = conv_geometry(x, xc, weight.size(2), weight.size(3), stride, padding, dilation, x_zp);
+  if (weight.size(0) != p.g.c || weight.size(1) != 1)
+    value_error("a depthwise weight is [C, 1, kh, kw] for an input of C channels");
   const at::Tensor w = weight.contiguous();
   const EpilogueColumns cols = epilogue_columns(e, p.g.c, x.device());
   if (!cols.w_scale.defined() || !cols.w_zp.defined())

@@ -18,10 +18,11 @@ from .qtensor import QTensor, check_qtensor, quantize
 
 def _binary(op: str, a, b, scale, zero_point, quant_min, quant_max, relu):
     a, b = check_qtensor(a, "input"), check_qtensor(b, "other")
+    scale, zero_point = float(scale), int(zero_point)
     lo = max(quant_min, zero_point) if relu else quant_min
     data = _kernel("int8_elementwise", a.data)(op, a.data, a.scale, a.zero_point, b.data, b.scale, b.zero_point,
-                               float(scale), int(zero_point), lo, quant_max)
-    return QTensor(data, scale, zero_point)
+                                                scale, zero_point, lo, quant_max)
+    return QTensor._of(data, scale, zero_point)
 
 
 def add(a: QTensor, b: QTensor, scale: float, zero_point: int, quant_min: int = 0, quant_max: int = 255) -> QTensor:
@@ -43,9 +44,10 @@ def mul(a: QTensor, b: QTensor, scale: float, zero_point: int, quant_min: int = 
 def requantize(x: QTensor, scale: float, zero_point: int, quant_min: int = 0, quant_max: int = 255) -> QTensor:
     """quantize(dequantize(x)) with new qparams."""
     x = check_qtensor(x)
-    out = _kernel("int8_elementwise", x.data)("requant", x.data, x.scale, x.zero_point, None, 1.0, 0, float(scale), int(zero_point),
-                              quant_min, quant_max)
-    return QTensor(out, scale, zero_point)
+    scale, zero_point = float(scale), int(zero_point)
+    out = _kernel("int8_elementwise", x.data)("requant", x.data, x.scale, x.zero_point, None, 1.0, 0, scale,
+                                               zero_point, quant_min, quant_max)
+    return QTensor._of(out, scale, zero_point)
 
 
 def cat(xs: Sequence[QTensor], dim: int = 0, scale: float = None, zero_point: int = None, quant_min: int = 0,

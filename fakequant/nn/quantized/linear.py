@@ -57,9 +57,8 @@ class Linear(QParamsModule):
         if data.dim() < 1:
             raise ValueError("fakequant: Linear input must have at least one dimension")
         packed, epi = self.prepared(x.scale, data.device)
-        y = int8_gemm(data.reshape(-1, data.shape[-1]) if data.dim() != 2 else data, packed, x.zero_point, epi)
-        return QTensor._of(y if data.dim() == 2 else y.view(*data.shape[:-1], self.out_features), self.scale,
-                           self.zero_point)
+        y = int8_gemm(data.reshape(-1, data.shape[-1]), packed, x.zero_point, epi)
+        return QTensor._of(y.view(*data.shape[:-1], self.out_features), self.scale, self.zero_point)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, {super().extra_repr()}"
