@@ -21,7 +21,8 @@ constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx
 }  // namespace
 
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
-                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask) {
+                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
+                        bool relu) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
   FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim);
@@ -34,6 +35,7 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
   p.int64_cast = int64_cast;
   p.quant_min = static_cast<float>(qmin);
   p.quant_max = static_cast<float>(qmax);
+  p.relu = relu;
   const FqKernel k = pick_kernel(kFakeQuant);
   parallel_blocks(x.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
   return {o.y, o.mask, o.order};
@@ -83,8 +85,8 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
   return run_fake_quant(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis, mode, true, qmin, qmax, need_mask);
 }
 
-// dx = dy * mask; `order` is the walk order the forward returned.
-at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order) {
+// dx = dy * mask (select: dy where the bit is set, +0 elsewhere); `order` is the walk order the forward returned.
+at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool select) {
   check_cpu(dy, "grad");
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
@@ -94,6 +96,7 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
   p.dy = dy.data_ptr();
   p.dx = dx.data_ptr();
   p.mask = reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>());
+  p.select = select;
   const GradKernel k = pick_kernel(kMaskGrad);
   parallel_blocks(dy.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
   return dx;
@@ -109,7 +112,7 @@ void bind_fake_quant(pybind11::module_& m) {
         "quant_min"_a, "quant_max"_a, "need_mask"_a);
   m.def("fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
         "quant_max"_a, "need_mask"_a);
-  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a);
+  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a, "select"_a = false);
   m.def("fake_quant_isa", [] { return std::string(isa_name(dispatch_isa(Isa::Avx512))); });
 }
 

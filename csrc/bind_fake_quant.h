@@ -14,8 +14,10 @@ namespace fakequant {
 using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
 
 // Fake-quantizes x with the kernel for the active ISA; scale / zero_point hold one float per
-// channel of `axis` (one in all when axis < 0). Checks only x's dtype: callers check the rest.
+// channel of `axis` (one in all when axis < 0); relu: of relu(x), the ReLU's gradient in the mask.
+// Checks only x's dtype: callers check the rest.
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
-                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask);
+                        ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
+                        bool relu = false);
 
 }  // namespace fakequant

@@ -8,6 +8,7 @@
 #include "bind.h"
 #include "bind_fake_quant.h"
 #include "checks.h"
+#include "cpu/fake_quant.h"
 #include "cpu/minmax.h"
 #include "cpu/qparams.h"
 #include "dispatch.h"
@@ -64,7 +65,7 @@ using FusedResult = std::tuple<at::Tensor, std::optional<at::Tensor>, std::vecto
 FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::Tensor& fake_quant_on,
                   at::Tensor running_min, at::Tensor running_max, at::Tensor scale, at::Tensor zero_point,
                   double averaging_const, int64_t qmin, int64_t qmax, int64_t ch_axis, bool per_row,
-                  bool symmetric, bool need_mask) {
+                  bool symmetric, bool need_mask, bool relu) {
   check_cpu(x, "input");
   check_float_input(x, "input");
   check_same_device({{"input", &x}, {"observer_on", &observer_on}, {"fake_quant_on", &fake_quant_on},
@@ -74,6 +75,8 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   check_quant_range_nonempty(qmin, qmax);
   check_single(observer_on, "observer_on");
   check_single(fake_quant_on, "fake_quant_on");
+  const bool quantize = fake_quant_on.item().toLong() != 0;
+  if (relu && !quantize) value_error("relu=True needs fake_quant_on (apply torch.relu, then this op)");
   check_dtype(running_min, "running_min", {at::kFloat});
   check_dtype(running_max, "running_max", {at::kFloat});
   check_dtype(scale, "scale", {at::kFloat});
@@ -108,6 +111,9 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   if (observer_on.item().toLong() != 0) {
     std::vector<float> mn(channels), mx(channels);
     channel_minmax(x, per_row ? ch_axis : -1, mn, mx);
+    if (relu) {  // the extremes of relu(x) are those of x through relu (a NaN stays NaN)
+      for (int64_t i = 0; i < channels; ++i) mn[i] = relu_value(mn[i]), mx[i] = relu_value(mx[i]);
+    }
     const float c = static_cast<float>(averaging_const);
     for (int64_t i = 0; i < channels; ++i) {
       lo[i] = moving_average(lo[i], mn[i], c);
@@ -116,7 +122,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
     rmin.commit();
     rmax.commit();
   }
-  if (fake_quant_on.item().toLong() == 0) return {x.clone(), std::nullopt, {}};
+  if (!quantize) return {x.clone(), std::nullopt, {}};
 
   Buffer s(scale), z(zero_point);
   float* sp = s.data.data_ptr<float>();
@@ -131,7 +137,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   s.commit();
   z.commit();
   auto [y, mask, order] = run_fake_quant(x, sp, zp_float.data(), per_row ? ch_axis : -1, ZeroPointMode::RoundThenAdd,
-                                         per_row, qmin, qmax, need_mask);
+                                         per_row, qmin, qmax, need_mask, relu);
   return {y, need_mask ? std::optional<at::Tensor>(mask) : std::nullopt, order};
 }
 
@@ -163,7 +169,7 @@ void bind_fused_obs(pybind11::module_& m) {
   using namespace pybind11::literals;
   m.def("fused_obs_fake_quant", &fused, "input"_a, "observer_on"_a, "fake_quant_on"_a, "running_min"_a,
         "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a,
-        "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a);
+        "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a, "relu"_a = false);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

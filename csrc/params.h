@@ -41,6 +41,7 @@ struct FakeQuantParams {
   ZeroPointMode zp_mode = ZeroPointMode::RoundThenAdd;
   bool int64_cast = false;         // torch's per-channel op casts to int64: NaN/inf/huge -> quant_min
   float quant_min = 0.f, quant_max = 0.f;
+  bool relu = false;               // CPU kernels: quantize relu(x) (ReLU fused in front); mask also needs x > 0
 };
 
 // What the int8 GEMM and depthwise conv write: raw int32 sums, requantized uint8 (fbgemm's
@@ -54,6 +55,7 @@ struct MaskGradParams {
   const uint64_t* mask = nullptr;
   DType dtype = DType::F32;
   Strided it;
+  bool select = false;  // CPU kernels: dx = mask ? dy : +0 (torch's ReLU backward), for the fused ReLU's mask
 };
 
 // LSQ backward: one pass writing dx = dy * mask and adding each element's dscale / dzero_point

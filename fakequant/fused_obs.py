@@ -1,8 +1,10 @@
 """fakequant.fused_obs — the fused moving-average observer + fake quant (torch.fused_moving_avg_obs_fake_quant)."""
 from __future__ import annotations
 
+import torch
+
 from . import _C
-from .ops import _apply, _kernel
+from .ops import _apply, _kernel, _MaskedReluFakeQuant
 
 
 def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_min, running_max, scale,
@@ -15,6 +17,23 @@ def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_m
     args = (observer_on, fake_quant_on, running_min, running_max, scale, zero_point, float(averaging_const),
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
     return _apply(_kernel("fused_obs_fake_quant", input), input, *args)
+
+
+def fused_moving_avg_obs_fake_quant_relu(input, observer_on, fake_quant_on, running_min, running_max, scale,
+                                         zero_point, averaging_const, quant_min, quant_max, ch_axis,
+                                         per_row_fake_quant=False, symmetric_quant=False):
+    """fused_moving_avg_obs_fake_quant(torch.relu(input), ...) with the ReLU inside the kernel (CPU, fake quant
+    on): the same output and buffer updates without a ReLU pass either way; the gradient passes where
+    input > 0 and its quantized value is in range. Elsewhere it runs torch.relu, then the fused op."""
+    args = (observer_on, fake_quant_on, running_min, running_max, scale, zero_point, float(averaging_const),
+            quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
+    if input.device.type == "cuda" or not int(fake_quant_on):
+        return fused_moving_avg_obs_fake_quant(torch.relu(input), *args)
+    return _apply(_fused_relu_kernel, input, *args, function=_MaskedReluFakeQuant)
+
+
+def _fused_relu_kernel(x, *args):
+    return _C.fused_obs_fake_quant(x, *args[:-1], need_mask=args[-1], relu=True)
 
 
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):

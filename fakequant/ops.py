@@ -41,9 +41,20 @@ class _MaskedFakeQuant(torch.autograd.Function):
         return (dx, None) + (None,) * ctx.nargs
 
 
-def _apply(kernel, x, *args):
+class _MaskedReluFakeQuant(_MaskedFakeQuant):
+    """For kernels with the ReLU fused in (CPU): backward passes grad where the bit is set and +0 elsewhere,
+    as torch's ReLU backward does where the ReLU stopped it."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        dx = grad if mask is None else _C.mask_grad(grad, mask, ctx.order, select=True)
+        return (dx, None) + (None,) * ctx.nargs
+
+
+def _apply(kernel, x, *args, function=_MaskedFakeQuant):
     if _need_mask(x):
-        return _MaskedFakeQuant.apply(x, kernel, *args)
+        return function.apply(x, kernel, *args)
     return kernel(x, *args, False)[0]
 
 

@@ -34,14 +34,27 @@ FQ_HD static inline double fake_quant_value(const FakeQuantParams& p, double x, 
   return p.int64_cast ? (q - zp) * static_cast<double>(s) : dequantize(static_cast<float>(q), zp, s);
 }
 
+// torch.relu's value (NaN stays NaN); the fused ReLU's gradient passes only where x > 0.
+template <class T>
+static inline T relu_value(T x) { return x < 0 ? T(0) : x; }
+
+// fake_quant_value of x, or of relu(x) with the ReLU's mask bit folded in when p.relu.
+template <class T>
+static inline T fake_quant_relu_value(const FakeQuantParams& p, T x, float s, float inv, float zp, bool& m) {
+  if (!p.relu) return fake_quant_value(p, x, s, inv, zp, m);
+  const T y = fake_quant_value(p, relu_value(x), s, inv, zp, m);
+  m = m && x > 0;
+  return y;
+}
+
 // One element of torch's fake-quant ops; writes y and returns the mask bit.
 static inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
   const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
   bool m;
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.y)[yi] = fake_quant_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m);
+    static_cast<double*>(p.y)[yi] = fake_quant_relu_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m);
   } else {
-    store_from_float(p.y, yi, p.dtype, fake_quant_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m));
+    store_from_float(p.y, yi, p.dtype, fake_quant_relu_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m));
   }
   return m;
 }
@@ -63,11 +76,15 @@ static inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t
 template <class T>
 FQ_HD static inline T masked_grad(T dy, bool m) { return dy * (m ? T(1) : T(0)); }
 
+// The fused ReLU's backward selects: +0 where the gradient stops, as torch's threshold_backward gives.
+template <class T>
+static inline T masked_grad(T dy, bool m, bool select) { return select ? (m ? dy : T(0)) : masked_grad(dy, m); }
+
 static inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m);
+    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m, p.select);
   } else {
-    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m));
+    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m, p.select));
   }
 }
 
@@ -104,12 +121,12 @@ static inline void fake_quant_rows(const FakeQuantParams& p, int64_t begin, int6
   });
 }
 
-// The vector kernels' entry: vec(dtype_tag, int64_cast_tag, has_mask_tag) where the vector path
+// The vector kernels' entry: vec(dtype_tag, int64_cast_tag, has_mask_tag, relu_tag) where the vector path
 // applies (unit strides, integer zero point, fp32/fp16/bf16), the reference kernel elsewhere.
 template <class F>
 static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec);
 
-// Same for the mask backward: vec(dtype_tag), or the reference kernel.
+// Same for the mask backward: vec(dtype_tag, select_tag), or the reference kernel.
 template <class F>
 static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec);
 
@@ -125,14 +142,18 @@ template <class F>
 static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec) {
   const bool ok = vector_rows(p.it) && p.zp_mode == ZeroPointMode::RoundThenAdd &&
                   with_vector_dtype(p.dtype, [&](auto t) {
-                    with_bool(p.int64_cast, [&](auto cast) { with_bool(p.mask != nullptr, [&](auto m) { vec(t, cast, m); }); });
+                    with_bool(p.int64_cast, [&](auto cast) {
+                      with_bool(p.mask != nullptr, [&](auto m) { with_bool(p.relu, [&](auto r) { vec(t, cast, m, r); }); });
+                    });
                   });
   if (!ok) fake_quant_ref(p, begin, end);
 }
 
 template <class F>
 static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec) {
-  if (!(vector_rows(p.it) && with_vector_dtype(p.dtype, vec))) mask_grad_ref(p, begin, end);
+  const bool ok = vector_rows(p.it) &&
+                  with_vector_dtype(p.dtype, [&](auto t) { with_bool(p.select, [&](auto s) { vec(t, s); }); });
+  if (!ok) mask_grad_ref(p, begin, end);
 }
 
 }  // namespace fakequant

@@ -6,16 +6,22 @@ namespace fakequant {
 namespace {
 
 // The quantize primitive on 8 lanes: returns y and the mask bits (see fake_quant_element).
-template <bool kCast>
+// kRelu: of relu(x) (max with 0 as the second operand keeps a NaN), the bit also needing x > 0.
+template <bool kCast, bool kRelu>
 struct Lanes {
   __m256 lo, hi;
   Lanes(float qmin, float qmax) : lo(_mm256_set1_ps(qmin)), hi(_mm256_set1_ps(qmax)) {}
   inline __m256 apply(__m256 x, __m256 inv, __m256 zp, __m256 s, uint32_t* m) const {
+    __m256 pos = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    if constexpr (kRelu) {
+      pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
+      x = _mm256_max_ps(_mm256_setzero_ps(), x);
+    }
     const __m256 r = _mm256_round_ps(_mm256_mul_ps(x, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 qf = _mm256_add_ps(zp, r);
     if constexpr (kCast) qf = int64_cast8(qf);
     *m = static_cast<uint32_t>(
-        _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(qf, lo, _CMP_GE_OQ), _mm256_cmp_ps(qf, hi, _CMP_LE_OQ))));
+        _mm256_movemask_ps(_mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(qf, lo, _CMP_GE_OQ), _mm256_cmp_ps(qf, hi, _CMP_LE_OQ)), pos)));
     const __m256 q = _mm256_min_ps(_mm256_max_ps(qf, lo), hi);  // max first: NaN -> quant_min
     return _mm256_mul_ps(_mm256_sub_ps(q, zp), s);
   }
@@ -23,8 +29,8 @@ struct Lanes {
 
 // Full vectors of one unit-stride row (64 elements = one mask word per step while they last);
 // returns how many elements it did, a multiple of 8. kVary: channels innermost.
-template <DType T, bool kVary, bool kCast, bool kMask>
-int64_t fq_row(const Lanes<kCast>& L, const float* s, const float* zp, const char* x, char* y, int64_t n,
+template <DType T, bool kVary, class L_, bool kMask>
+int64_t fq_row(const L_& L, const float* s, const float* zp, const char* x, char* y, int64_t n,
                BitWriter& bw) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   __m256 vs = _mm256_set1_ps(s[0]), vzp = _mm256_set1_ps(zp[0]), vinv = _mm256_set1_ps(inv_scale_of(s[0]));
@@ -51,16 +57,17 @@ int64_t fq_row(const Lanes<kCast>& L, const float* s, const float* zp, const cha
   return i;
 }
 
-template <DType T, bool kCast, bool kMask>
+template <DType T, bool kCast, bool kMask, bool kRelu>
 void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  const Lanes<kCast> L(p.quant_min, p.quant_max);
+  using L_ = Lanes<kCast, kRelu>;
+  const L_ L(p.quant_min, p.quant_max);
   fake_quant_rows<T>(p, begin, end, [&](bool per_lane, int64_t c, const char* x, char* y, int64_t n, BitWriter& bw) {
-    return per_lane ? fq_row<T, true, kCast, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw)
-                    : fq_row<T, false, kCast, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw);
+    return per_lane ? fq_row<T, true, L_, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw)
+                    : fq_row<T, false, L_, kMask>(L, p.scale + c, p.zero_point + c, x, y, n, bw);
   });
 }
 
-template <DType T>
+template <DType T, bool kSelect>
 void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
   constexpr int64_t es = T == DType::F32 ? 4 : 2;
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -72,7 +79,8 @@ void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
     for (; i + 8 <= n; i += 8) {
       const __m256i b = _mm256_set1_epi32(static_cast<int>(read_bits(p.mask, lin + i, 8)));
       const __m256 on = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(b, bit), bit));
-      store8<T>(dx + i * es, _mm256_mul_ps(load8<T>(dy + i * es), _mm256_and_ps(on, one)));
+      const __m256 g = load8<T>(dy + i * es);
+      store8<T>(dx + i * es, kSelect ? _mm256_and_ps(on, g) : _mm256_mul_ps(g, _mm256_and_ps(on, one)));
     }
     if (i < n) mask_grad_row_scalar(p, lin + i, in_off + i, out_off + i, n - i);
   });
@@ -81,13 +89,15 @@ void grad_range(const MaskGradParams& p, int64_t begin, int64_t end) {
 }  // namespace
 
 void fake_quant_avx2(const FakeQuantParams& p, int64_t begin, int64_t end) {
-  dispatch_fake_quant(p, begin, end, [&](auto t, auto cast, auto mask) {
-    fq_range_vec<decltype(t)::value, decltype(cast)::value, decltype(mask)::value>(p, begin, end);
+  dispatch_fake_quant(p, begin, end, [&](auto t, auto cast, auto mask, auto relu) {
+    fq_range_vec<decltype(t)::value, decltype(cast)::value, decltype(mask)::value, decltype(relu)::value>(p, begin,
+                                                                                                        end);
   });
 }
 
 void mask_grad_avx2(const MaskGradParams& p, int64_t begin, int64_t end) {
-  dispatch_mask_grad(p, begin, end, [&](auto t) { grad_range<decltype(t)::value>(p, begin, end); });
+  dispatch_mask_grad(p, begin, end,
+                     [&](auto t, auto s) { grad_range<decltype(t)::value, decltype(s)::value>(p, begin, end); });
 }
 
 }  // namespace fakequant

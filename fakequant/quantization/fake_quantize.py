@@ -48,6 +48,10 @@ class FakeQuantizeBase(nn.Module):
     def disable_observer(self):
         self.enable_observer(False)
 
+    def forward_relu(self, x):
+        """self(torch.relu(x)); subclasses whose kernel can take the ReLU in its own pass override this."""
+        return self(torch.relu(x))
+
 
 class FakeQuantize(FakeQuantizeBase):
     """Observer + fake quant: with the observer on, scale / zero_point are refreshed from it every call."""
@@ -127,6 +131,16 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         if not self._kernel_floor_ok:
             return super().forward(x)
         return _ops.fused_moving_avg_obs_fake_quant(
+            x, self.observer_enabled, self.fake_quant_enabled, obs.min_val, obs.max_val, self.scale, self.zero_point,
+            obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
+            self.is_symmetric_quant)
+
+    def forward_relu(self, x):
+        """self(torch.relu(x)) with the ReLU inside the fused kernel (same output, buffers and gradient)."""
+        if not self._kernel_floor_ok or self._forward_hooks or self._forward_pre_hooks:
+            return super().forward_relu(x)
+        obs = self.activation_post_process
+        return _ops.fused_moving_avg_obs_fake_quant_relu(
             x, self.observer_enabled, self.fake_quant_enabled, obs.min_val, obs.max_val, self.scale, self.zero_point,
             obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
             self.is_symmetric_quant)

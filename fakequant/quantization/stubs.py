@@ -6,6 +6,8 @@ until prepare_qat puts a fake-quant module there."""
 import torch
 from torch import Tensor, nn
 
+from ..nn.qat.base import relu_then
+
 __all__ = ["QuantStub", "DeQuantStub", "QuantWrapper", "FloatFunctional"]
 
 
@@ -78,7 +80,7 @@ class FloatFunctional(nn.Module):
         return self.activation_post_process(torch.cat(x, dim=dim))
 
     def add_relu(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.activation_post_process(torch.relu(torch.add(x, y)))
+        return relu_then(self.activation_post_process, torch.add(x, y), inplace=True)
 
     def matmul(self, x: Tensor, y: Tensor) -> Tensor:
         return self.activation_post_process(torch.matmul(x, y))

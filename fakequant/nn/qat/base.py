@@ -1,8 +1,15 @@
 """What every QAT module shares: weight fake quant from qconfig.weight, the output fake quant slot that
 prepare_qat fills, the float-module checks of from_float, and the weight / bias convert reads."""
+import torch.nn.functional as F
 from torch import nn
 
 from ..intrinsic.fused import fused_kind, is_fused
+
+
+def relu_then(post, x, inplace=False):
+    """post(relu(x)): fakequant's fake-quant modules take the ReLU into their own pass (forward_relu)."""
+    fused = getattr(post, "forward_relu", None)
+    return fused(x) if fused is not None else post(F.relu(x, inplace=inplace))
 
 
 def make_fake_quant(ctor):

@@ -2,11 +2,10 @@
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
 
-from ...qat.base import QATModule
+from ...qat.base import QATModule, relu_then
 from ...qat.conv import Conv1d, Conv2d, Conv3d
 from .. import fused as nni
 
@@ -133,7 +132,7 @@ class _ConvBnNd(BnFold):
 
 class _ConvBnReLUNd(_ConvBnNd):
     def forward(self, x):
-        return self.activation_post_process(F.relu(self._bn_folded(x, self._conv_forward), inplace=True))
+        return relu_then(self.activation_post_process, self._bn_folded(x, self._conv_forward), inplace=True)
 
 
 class ConvBn1d(_ConvBnNd, nn.Conv1d):
@@ -174,8 +173,8 @@ class ConvBnReLU3d(_ConvBnReLUNd, nn.Conv3d):
 
 class _ConvReLU:
     def forward(self, x):
-        return self.activation_post_process(F.relu(self._conv_forward(x, self.weight_fake_quant(self.weight),
-                                                                      self.bias)))
+        return relu_then(self.activation_post_process,
+                         self._conv_forward(x, self.weight_fake_quant(self.weight), self.bias), inplace=True)
 
 
 class ConvReLU1d(_ConvReLU, Conv1d):

@@ -2,6 +2,7 @@
 import torch.nn.functional as F
 from torch import nn
 
+from ...qat.base import relu_then
 from ...qat.linear import Linear
 from .. import fused as nni
 from .conv_fused import BnFold
@@ -15,7 +16,8 @@ class LinearReLU(Linear):
     _FLOAT_MODULE = nni.LinearReLU
 
     def forward(self, x):
-        return self.activation_post_process(F.relu(F.linear(x, self.weight_fake_quant(self.weight), self.bias)))
+        return relu_then(self.activation_post_process, F.linear(x, self.weight_fake_quant(self.weight), self.bias),
+                         inplace=True)
 
 
 class LinearBn1d(BnFold, nn.Linear):
