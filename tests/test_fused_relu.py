@@ -11,8 +11,8 @@ import fakequant as fq
 import fakequant.quantization as fqq
 from fakequant.fused_obs import fused_moving_avg_obs_fake_quant_relu
 from helpers import LAYOUTS, assert_bitwise_equal, float_tensors, with_layout
-from test_fused_obs import (RANGES, assert_same_buffers, channels_first_2d, from_channels_first_2d,
-                            per_channel_buffers, per_tensor_buffers, shape_input, step)
+from test_fused_obs import (RANGES, assert_same_buffers, check_per_channel, per_channel_buffers, per_tensor_buffers,
+                            shape_input, step)
 
 
 def assert_same_grad(dx, tdx):
@@ -43,22 +43,8 @@ def test_per_tensor_matches_torch_relu_then_op(isa, x, qr, data):
 
 @given(x=float_tensors(max_side=24, special=False), qr=st.sampled_from(RANGES), data=st.data())
 def test_per_channel_matches_torch_relu_then_op(isa, x, qr, data):
-    qmin, qmax = qr
-    sym = data.draw(st.booleans())
-    axis = data.draw(st.integers(0, x.dim() - 1))
-    ours, theirs = per_channel_buffers(), per_channel_buffers()
-    quantized = False
-    for i in range(3):
-        xi = shape_input(data.draw, x * (i + 1))
-        flags = (data.draw(st.sampled_from([1, 1, 0])), data.draw(st.sampled_from([1, 1, 0])))
-        quantized |= flags[1] == 1
-        dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
-        y, dx = step(fused_moving_avg_obs_fake_quant_relu, xi, flags, ours, (0.25, qmin, qmax, axis, True, sym), dy)
-        ty, tdx = step(relu_then(torch.fused_moving_avg_obs_fake_quant), channels_first_2d(xi, axis), flags, theirs,
-                       (0.25, qmin, qmax, 0, True, sym), channels_first_2d(dy, axis))
-        assert_bitwise_equal(y, from_channels_first_2d(ty, x, axis))
-        assert_same_grad(dx, from_channels_first_2d(tdx, x, axis))
-        assert_same_buffers(ours, theirs, quantized)
+    check_per_channel(fused_moving_avg_obs_fake_quant_relu, relu_then(torch.fused_moving_avg_obs_fake_quant), x, qr,
+                      data, assert_same_grad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
