@@ -8,6 +8,7 @@
 #include "cpu/fake_quant.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "masked_autograd.h"
 #include "out_cache.h"
 
 namespace fakequant {
@@ -85,7 +86,8 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
   return run_fake_quant(x, s.data_ptr<float>(), zp.data_ptr<float>(), axis, mode, true, qmin, qmax, need_mask);
 }
 
-// dx = dy * mask (select: dy where the bit is set, +0 elsewhere); `order` is the walk order the forward returned.
+}  // namespace
+
 at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool select) {
   check_cpu(dy, "grad");
   MaskGradParams p;
@@ -102,8 +104,6 @@ at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::ve
   return dx;
 }
 
-}  // namespace
-
 void bind_fake_quant(pybind11::module_& m) {
   using namespace pybind11::literals;
   m.def("fake_quant_per_tensor", &per_tensor, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a,
@@ -113,6 +113,20 @@ void bind_fake_quant(pybind11::module_& m) {
   m.def("fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
         "quant_max"_a, "need_mask"_a);
   m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a, "select"_a = false);
+  // The same ops as autograd nodes (no need_mask argument): what fakequant.ops calls for CPU tensors.
+  m.def("fake_quant_per_tensor_autograd", [](const at::Tensor& x, double s, int64_t zp, int64_t qmin, int64_t qmax) {
+    return with_mask_backward(x, [&](bool need_mask) { return per_tensor(x, s, zp, qmin, qmax, need_mask); });
+  }, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a);
+  m.def("fake_quant_per_tensor_tq_autograd", [](const at::Tensor& x, const at::Tensor& s, const at::Tensor& zp,
+                                               int64_t qmin, int64_t qmax) {
+    return with_mask_backward(x, [&](bool need_mask) {
+      return per_tensor_tensor_qparams(x, s, zp, qmin, qmax, need_mask);
+    });
+  }, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a);
+  m.def("fake_quant_per_channel_autograd", [](const at::Tensor& x, const at::Tensor& s, const at::Tensor& zp,
+                                             int64_t axis, int64_t qmin, int64_t qmax) {
+    return with_mask_backward(x, [&](bool need_mask) { return per_channel(x, s, zp, axis, qmin, qmax, need_mask); });
+  }, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a, "quant_max"_a);
   m.def("fake_quant_isa", [] { return std::string(isa_name(dispatch_isa(Isa::Avx512))); });
 }
 

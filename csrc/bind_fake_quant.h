@@ -20,4 +20,9 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
                         bool relu = false);
 
+// dx = dy * mask (select: dy where the bit is set, +0 elsewhere); `order` is the walk order the forward
+// returned with the mask.
+at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order,
+                     bool select = false);
+
 }  // namespace fakequant

@@ -13,6 +13,7 @@
 #include "cpu/qparams.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "masked_autograd.h"
 #include "reduce.h"
 
 namespace fakequant {
@@ -167,9 +168,21 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_tensor(const at::Tensor& min_v
 
 void bind_fused_obs(pybind11::module_& m) {
   using namespace pybind11::literals;
-  m.def("fused_obs_fake_quant", &fused, "input"_a, "observer_on"_a, "fake_quant_on"_a, "running_min"_a,
-        "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a,
-        "per_row_fake_quant"_a, "symmetric_quant"_a, "need_mask"_a, "relu"_a = false);
+  // torch.fused_moving_avg_obs_fake_quant as an autograd node; relu: of relu(input), the ReLU's backward
+  // (+0 where it stopped the gradient) folded into the mask's.
+  m.def("fused_obs_fake_quant_autograd",
+        [](const at::Tensor& x, const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
+           at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,
+           int64_t qmax, int64_t ch_axis, bool per_row, bool symmetric, bool relu) {
+          return with_mask_backward(x, [&](bool need_mask) -> FqResult {
+            auto [y, mask, order] = fused(x, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
+                                          averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, relu);
+            return {y, mask.value_or(at::Tensor()), order};
+          }, relu);
+        },
+        "input"_a, "observer_on"_a, "fake_quant_on"_a, "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a,
+        "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a,
+        "relu"_a = false);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from .ops import _apply, _kernel, _MaskedReluFakeQuant
+from .ops import _apply
 
 
 def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_min, running_max, scale,
@@ -16,7 +16,7 @@ def fused_moving_avg_obs_fake_quant(input, observer_on, fake_quant_on, running_m
     is fake-quantized with them, else returned unchanged. All four buffers are updated in place."""
     args = (observer_on, fake_quant_on, running_min, running_max, scale, zero_point, float(averaging_const),
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
-    return _apply(_kernel("fused_obs_fake_quant", input), input, *args)
+    return _apply("fused_obs_fake_quant", input, *args)
 
 
 def fused_moving_avg_obs_fake_quant_relu(input, observer_on, fake_quant_on, running_min, running_max, scale,
@@ -29,11 +29,7 @@ def fused_moving_avg_obs_fake_quant_relu(input, observer_on, fake_quant_on, runn
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
     if input.device.type == "cuda" or not int(fake_quant_on):
         return fused_moving_avg_obs_fake_quant(torch.relu(input), *args)
-    return _apply(_fused_relu_kernel, input, *args, function=_MaskedReluFakeQuant)
-
-
-def _fused_relu_kernel(x, *args):
-    return _C.fused_obs_fake_quant(x, *args[:-1], need_mask=args[-1], relu=True)
+    return _C.fused_obs_fake_quant_autograd(input, *args, relu=True)
 
 
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):

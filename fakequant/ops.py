@@ -1,4 +1,4 @@
-"""fakequant.ops — drop-in fake-quant ops: autograd Functions over the fakequant._C kernels."""
+"""fakequant.ops — drop-in fake-quant ops over the fakequant._C kernels (C++ autograd nodes on the CPU)."""
 from __future__ import annotations
 
 import torch
@@ -23,7 +23,7 @@ def _need_mask(x: torch.Tensor) -> bool:
 
 
 class _MaskedFakeQuant(torch.autograd.Function):
-    """Forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask, or
+    """CUDA: forward runs a kernel that also writes a one-bit-per-element mask; backward is grad * mask, or
     grad itself where the kernel returned no mask (the gradient passes everywhere)."""
 
     @staticmethod
@@ -41,20 +41,14 @@ class _MaskedFakeQuant(torch.autograd.Function):
         return (dx, None) + (None,) * ctx.nargs
 
 
-class _MaskedReluFakeQuant(_MaskedFakeQuant):
-    """For kernels with the ReLU fused in (CPU): backward passes grad where the bit is set and +0 elsewhere,
-    as torch's ReLU backward does where the ReLU stopped it."""
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        dx = grad if mask is None else _C.mask_grad(grad, mask, ctx.order, select=True)
-        return (dx, None) + (None,) * ctx.nargs
-
-
-def _apply(kernel, x, *args, function=_MaskedFakeQuant):
+def _apply(name: str, x: torch.Tensor, *args):
+    """The fake-quant op `name` on x: on the CPU `_C.<name>_autograd`, a C++ autograd node (backward:
+    grad * mask); on CUDA the kernel under _MaskedFakeQuant."""
+    if x.device.type != "cuda":
+        return getattr(_C, name + "_autograd")(x, *args)
+    kernel = _kernel(name, x)
     if _need_mask(x):
-        return function.apply(x, kernel, *args)
+        return _MaskedFakeQuant.apply(x, kernel, *args)
     return kernel(x, *args, False)[0]
 
 
@@ -65,10 +59,10 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
             scale = torch.tensor([scale], dtype=torch.float32, device=input.device)
         if not isinstance(zero_point, torch.Tensor):
             zero_point = torch.tensor([zero_point], dtype=torch.int32, device=input.device)
-        return _apply(_kernel("fake_quant_per_tensor_tq", input), input, scale, zero_point, quant_min, quant_max)
-    return _apply(_kernel("fake_quant_per_tensor", input), input, float(scale), int(zero_point), quant_min, quant_max)
+        return _apply("fake_quant_per_tensor_tq", input, scale, zero_point, quant_min, quant_max)
+    return _apply("fake_quant_per_tensor", input, float(scale), int(zero_point), quant_min, quant_max)
 
 
 def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, quant_max):
     """Same as torch.fake_quantize_per_channel_affine."""
-    return _apply(_kernel("fake_quant_per_channel", input), input, scale, zero_point, axis, quant_min, quant_max)
+    return _apply("fake_quant_per_channel", input, scale, zero_point, axis, quant_min, quant_max)

@@ -70,8 +70,8 @@ def test_dtypes_and_layouts_match_relu_then_fused_op(isa, dtype, layout):
 def test_kernel_refuses_relu_without_fake_quant():
     bufs = per_tensor_buffers()
     with pytest.raises(ValueError, match="relu"):
-        fq._C.fused_obs_fake_quant(torch.randn(4), torch.tensor(1), torch.tensor(0), *bufs, 0.01, 0, 255, -1,
-                                   False, False, False, relu=True)
+        fq._C.fused_obs_fake_quant_autograd(torch.randn(4), torch.tensor(1), torch.tensor(0), *bufs, 0.01, 0, 255,
+                                            -1, False, False, relu=True)
 
 
 def fake_quant_module(kind):
