@@ -183,6 +183,26 @@ void bind_fused_obs(pybind11::module_& m) {
         "input"_a, "observer_on"_a, "fake_quant_on"_a, "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a,
         "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a,
         "relu"_a = false);
+  // BN folding's weight through the fused observer + fake quant (see bn_folded_weight).
+  m.def("bn_folded_weight_fused_obs",
+        [](const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
+           const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
+           at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,
+           int64_t qmax, int64_t ch_axis, bool per_row, bool symmetric) {
+          check_cpu(weight, "weight");
+          if (weight.dim() < 2) value_error("weight must have 2 or more dims (output channels first)");
+          check_same_device({{"weight", &weight}, {"gamma", &gamma}, {"running_var", &running_var}});
+          check_1d(gamma, "gamma", weight.dim() > 0 ? weight.size(0) : 1);
+          check_1d(running_var, "running_var", gamma.numel());
+          return bn_folded_weight(weight, gamma, running_var, eps, divide, [&](const at::Tensor& u, bool need_mask) {
+            auto [q, mask, order] = fused(u, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
+                                          averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, false);
+            return FqResult{q, mask.value_or(at::Tensor()), order};
+          });
+        },
+        "weight"_a, "gamma"_a, "running_var"_a, "eps"_a, "divide"_a, "observer_on"_a, "fake_quant_on"_a,
+        "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a,
+        "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

@@ -1,5 +1,5 @@
 // masked_autograd.h — the CPU fake-quant ops as C++ autograd nodes: the forward kernel writes the one-bit
-// mask, the node's backward is mask_grad (no Python autograd.Function on the hot path).
+// mask, the node's backward uses it (no Python autograd.Function on the hot path).
 #pragma once
 
 #include <torch/extension.h>
@@ -14,5 +14,11 @@ namespace fakequant {
 // grad_fn is dx = grad * mask (select: grad where the bit is set, +0 elsewhere); an undefined mask
 // passes grad through unchanged.
 at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool select = false);
+
+// BN folding's weight (the QAT ConvBn / LinearBn modules): fq(W * sf), divided by sf again when divide
+// (BN still normalises with batch statistics), sf = gamma / sqrt(running_var + eps) per output channel
+// (dim 0): one autograd node with the gradients of W and gamma. fq(u, need_mask) fake-quantizes u.
+at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
+                            double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq);
 
 }  // namespace fakequant

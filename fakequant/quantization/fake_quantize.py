@@ -52,6 +52,18 @@ class FakeQuantizeBase(nn.Module):
         """self(torch.relu(x)); subclasses whose kernel can take the ReLU in its own pass override this."""
         return self(torch.relu(x))
 
+    def forward_folded(self, weight, gamma, running_var, eps, divide):
+        """BN folding's weight: see bn_folded_weight (subclasses may run it as one node)."""
+        return bn_folded_weight(self, weight, gamma, running_var, eps, divide)
+
+
+def bn_folded_weight(fake_quant, weight, gamma, running_var, eps, divide):
+    """fake_quant(W * sf), divided by sf again when divide (BN still normalises with batch statistics), for
+    sf = gamma / sqrt(running_var + eps) per output channel (dim 0 of the weight)."""
+    sf = (gamma / torch.sqrt(running_var + eps)).reshape((-1,) + (1,) * (weight.dim() - 1))
+    w = fake_quant(weight * sf)
+    return w / sf if divide else w
+
 
 class FakeQuantize(FakeQuantizeBase):
     """Observer + fake quant: with the observer on, scale / zero_point are refreshed from it every call."""
@@ -135,9 +147,24 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
             self.is_symmetric_quant)
 
+    def _runs_fused(self, x):
+        """The kernel takes extra work in its own pass: CPU, its scale floor holds, no hooks to call."""
+        return (x.device.type != "cuda" and self._kernel_floor_ok and not self._forward_hooks
+                and not self._forward_pre_hooks)
+
+    def forward_folded(self, weight, gamma, running_var, eps, divide):
+        """bn_folded_weight as one C++ autograd node (the same forward; gradients of weight and gamma)."""
+        if not self._runs_fused(weight):
+            return super().forward_folded(weight, gamma, running_var, eps, divide)
+        obs = self.activation_post_process
+        return _ops.bn_folded_weight_fake_quant(
+            weight, gamma, running_var, eps, divide, self.observer_enabled, self.fake_quant_enabled, obs.min_val,
+            obs.max_val, self.scale, self.zero_point, obs.averaging_constant, self.quant_min, self.quant_max,
+            self.ch_axis, self.is_per_channel, self.is_symmetric_quant)
+
     def forward_relu(self, x):
         """self(torch.relu(x)) with the ReLU inside the fused kernel (same output, buffers and gradient)."""
-        if not self._kernel_floor_ok or self._forward_hooks or self._forward_pre_hooks:
+        if not self._runs_fused(x):
             return super().forward_relu(x)
         obs = self.activation_post_process
         return _ops.fused_moving_avg_obs_fake_quant_relu(

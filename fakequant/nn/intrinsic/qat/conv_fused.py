@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import init
 
+from ....quantization.fake_quantize import bn_folded_weight
 from ...qat.base import QATModule, relu_then
 from ...qat.conv import Conv1d, Conv2d, Conv3d
 from .. import fused as nni
@@ -75,14 +76,15 @@ class BnFold(QATModule):
         return bias if self.bias is None else bias + self.bias * sf
 
     def _bn_folded(self, x, op):
-        sf = self._scale_factor()
-        w_shape = (-1,) + (1,) * (self.weight.dim() - 1)
-        w = self.weight_fake_quant(self.weight * sf.reshape(w_shape))
-        if not self.bn.training:
-            return op(x, w, self._folded_bias(sf))
-        # op(x, w) / sf + bias, with the per-output-channel 1 / sf applied to the (small) weight instead of
-        # the output: the same value up to float rounding, and no pass over the activation each way.
-        return self.bn(op(x, w / sf.reshape(w_shape), self.bias))
+        # While BN trains: op(x, w) / sf + bias, with the per-output-channel 1 / sf applied to the (small)
+        # weight instead of the output: the same value up to float rounding, no pass over the activation.
+        live = self.bn.training
+        fold = getattr(self.weight_fake_quant, "forward_folded", None)
+        args = (self.weight, self.bn.weight, self.bn.running_var, self.bn.eps, live)
+        w = fold(*args) if fold is not None else bn_folded_weight(self.weight_fake_quant, *args)
+        if live:
+            return self.bn(op(x, w, self.bias))
+        return op(x, w, self._folded_bias(self._scale_factor()))
 
     def folded_weight_bias(self):
         """BN folded in from its running statistics: (W * sf, bn.bias + (bias - running_mean) * sf), detached;

@@ -1,0 +1,58 @@
+"""BN folding's weight as one C++ autograd node (FusedMovingAvgObsFakeQuantize.forward_folded) against the
+same expression in torch ops through the fake-quant module: forward and buffers bit for bit, gradients of
+the weight and of BN's gamma to float rounding."""
+import copy
+
+import pytest
+import torch
+
+import fakequant.quantization as fqq
+from fakequant.quantization.fake_quantize import bn_folded_weight
+from helpers import assert_bitwise_equal
+
+
+def weight_fake_quant(per_channel):
+    if per_channel:
+        return fqq.FusedMovingAvgObsFakeQuantize(observer=fqq.MovingAveragePerChannelMinMaxObserver, quant_min=-8,
+                                                 quant_max=7, dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    return fqq.FusedMovingAvgObsFakeQuantize(observer=fqq.MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
+                                             dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 3, 3, 3), (6, 1, 3, 3, 3)])
+@pytest.mark.parametrize("divide", [True, False])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_node_matches_torch_ops(isa, shape, divide, per_channel):
+    g = torch.Generator().manual_seed(11)
+    ours = weight_fake_quant(per_channel)
+    theirs = copy.deepcopy(ours)
+    running_var = torch.rand(shape[0], generator=g) + 0.5
+    for step in range(4):
+        if step == 2:
+            ours.disable_observer(), theirs.disable_observer()
+        if step == 3:
+            ours.disable_fake_quant(), theirs.disable_fake_quant()
+        weight = torch.randn(shape, generator=g) * (step + 1)
+        gamma = torch.rand(shape[0], generator=g) + 0.5
+        dy = torch.randn(shape, generator=g)
+        leaves = [(weight.clone().requires_grad_(), gamma.clone().requires_grad_()) for _ in range(2)]
+        w = ours.forward_folded(*leaves[0], running_var, 1e-5, divide)
+        tw = bn_folded_weight(theirs, *leaves[1], running_var, 1e-5, divide)
+        assert "BnFoldedWeight" in w.grad_fn.name()
+        assert_bitwise_equal(w.detach(), tw.detach())
+        grads = torch.autograd.grad(w, leaves[0], dy)
+        tgrads = torch.autograd.grad(tw, leaves[1], dy)
+        for a, b in zip(grads, tgrads):  # gamma's is a difference of two sums of O(10): float rounding ~1e-6
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=5e-5)
+        for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+            assert_bitwise_equal(a, b)
+
+
+def test_without_grad_and_bad_weight():
+    fq = weight_fake_quant(True)
+    w = fq.forward_folded(torch.randn(4, 2, 3, 3), torch.ones(4), torch.ones(4), 1e-5, True)
+    assert w.grad_fn is None
+    with pytest.raises(ValueError, match="weight"):
+        fq.forward_folded(torch.randn(4), torch.ones(4), torch.ones(4), 1e-5, True)
+    with pytest.raises(ValueError, match="gamma"):
+        fq.forward_folded(torch.randn(4, 2), torch.ones(3), torch.ones(4), 1e-5, True)
