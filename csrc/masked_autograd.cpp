@@ -53,16 +53,22 @@ struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &weight = saved[0], &sf = saved[1], &std_dev = saved[2], &q = saved[3];
     const at::Tensor& g = grads[0];
+    variable_list out(6);
+    if (!g.defined()) return out;
     const bool divide = ctx->saved_data["divide"].toBool();
     const at::Tensor sf_col = channel_column(sf, weight);
     at::Tensor du = divide ? g / sf_col : g;
     const at::Tensor mask = ctx->saved_data["mask"].toTensor();
     if (mask.defined()) du = mask_grad(du, mask, ctx->saved_data["order"].toIntVector());
-    std::vector<int64_t> dims(weight.dim() - 1);
-    std::iota(dims.begin(), dims.end(), 1);
-    at::Tensor dsf = (du * weight).sum(dims);
-    if (divide) dsf = dsf - (g * q).sum(dims) / (sf * sf);
-    return {du * sf_col, dsf / std_dev, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (ctx->needs_input_grad(0)) out[0] = du * sf_col;
+    if (ctx->needs_input_grad(1)) {
+      std::vector<int64_t> dims(weight.dim() - 1);
+      std::iota(dims.begin(), dims.end(), 1);
+      at::Tensor dsf = (du * weight).sum(dims);
+      if (divide) dsf = dsf - (g * q).sum(dims) / (sf * sf);
+      out[1] = dsf / std_dev;
+    }
+    return out;
   }
 
   // sf as a column that broadcasts over w's dims after the first.

@@ -48,6 +48,16 @@ def test_node_matches_torch_ops(isa, shape, divide, per_channel):
             assert_bitwise_equal(a, b)
 
 
+def test_gradient_of_one_input_only():
+    fq = weight_fake_quant(True)
+    weight, gamma = torch.randn(4, 2, 3, 3), torch.rand(4) + 0.5
+    for wants in ((True, False), (False, True)):
+        w_in, g_in = weight.clone().requires_grad_(wants[0]), gamma.clone().requires_grad_(wants[1])
+        out = fq.forward_folded(w_in, g_in, torch.ones(4), 1e-5, True)
+        (grad,) = torch.autograd.grad(out.sum(), w_in if wants[0] else g_in)
+        assert grad.shape == (weight.shape if wants[0] else gamma.shape)
+
+
 def test_without_grad_and_bad_weight():
     fq = weight_fake_quant(True)
     w = fq.forward_folded(torch.randn(4, 2, 3, 3), torch.ones(4), torch.ones(4), 1e-5, True)
