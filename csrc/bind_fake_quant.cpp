@@ -26,10 +26,11 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
                         bool relu) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
-  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim);
+  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim, relu ? 2 : 1);
   p.x = x.data_ptr();
   p.y = o.y.data_ptr();
   p.mask = need_mask ? reinterpret_cast<uint64_t*>(o.mask.data_ptr<int64_t>()) : nullptr;
+  p.relu_mask = need_mask && relu ? p.mask + mask_words(x.numel()) : nullptr;
   p.scale = scale;
   p.zero_point = zero_point;
   p.zp_mode = mode;
@@ -88,17 +89,17 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
 
 }  // namespace
 
-at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool select) {
+at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu) {
   check_cpu(dy, "grad");
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
-  check_mask_covers(mask, dy.numel());
+  check_mask_covers(mask, (relu ? 2 : 1) * mask_words(dy.numel()) * 64);
   at::Tensor dx = output_like(dy);
   p.it = make_strided(order, dy, dx);
   p.dy = dy.data_ptr();
   p.dx = dx.data_ptr();
   p.mask = reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>());
-  p.select = select;
+  if (relu) p.relu_mask = p.mask + mask_words(dy.numel());
   const GradKernel k = pick_kernel(kMaskGrad);
   parallel_blocks(dy.numel(), [&](int64_t b, int64_t e) { k(p, b, e); });
   return dx;
@@ -112,7 +113,7 @@ void bind_fake_quant(pybind11::module_& m) {
         "quant_min"_a, "quant_max"_a, "need_mask"_a);
   m.def("fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
         "quant_max"_a, "need_mask"_a);
-  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a, "select"_a = false);
+  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a, "relu"_a = false);
   // The same ops as autograd nodes (no need_mask argument): what fakequant.ops calls for CPU tensors.
   m.def("fake_quant_per_tensor_autograd", [](const at::Tensor& x, double s, int64_t zp, int64_t qmin, int64_t qmax) {
     return with_mask_backward(x, [&](bool need_mask) { return per_tensor(x, s, zp, qmin, qmax, need_mask); });

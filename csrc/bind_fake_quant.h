@@ -14,15 +14,16 @@ namespace fakequant {
 using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
 
 // Fake-quantizes x with the kernel for the active ISA; scale / zero_point hold one float per
-// channel of `axis` (one in all when axis < 0); relu: of relu(x), the ReLU's gradient in the mask.
+// channel of `axis` (one in all when axis < 0); relu: of relu(x), with the ReLU's bits as the mask's
+// second plane.
 // Checks only x's dtype: callers check the rest.
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
                         bool relu = false);
 
-// dx = dy * mask (select: dy where the bit is set, +0 elsewhere); `order` is the walk order the forward
-// returned with the mask.
+// dx = dy * mask; `order` is the walk order the forward returned with the mask. relu: the mask of a
+// fused ReLU (run_fake_quant with relu), whose second bit plane zeroes dx (+0) where the ReLU stopped it.
 at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order,
-                     bool select = false);
+                     bool relu = false);
 
 }  // namespace fakequant

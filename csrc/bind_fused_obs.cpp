@@ -168,8 +168,8 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_tensor(const at::Tensor& min_v
 
 void bind_fused_obs(pybind11::module_& m) {
   using namespace pybind11::literals;
-  // torch.fused_moving_avg_obs_fake_quant as an autograd node; relu: of relu(input), the ReLU's backward
-  // (+0 where it stopped the gradient) folded into the mask's.
+  // torch.fused_moving_avg_obs_fake_quant as an autograd node; relu: of relu(input), with the ReLU's
+  // backward in the mask (torch's relu followed by this op, bit for bit).
   m.def("fused_obs_fake_quant_autograd",
         [](const at::Tensor& x, const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
            at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,

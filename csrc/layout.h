@@ -18,6 +18,9 @@ std::vector<int64_t> walk_order(const at::Tensor& t, int64_t keep = -1);
 Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, const at::Tensor& out,
                      int64_t axis = -1, int* ch_dim = nullptr);
 
+// int64 words of a one-bit-per-element mask plane over numel elements.
+inline int64_t mask_words(int64_t numel) { return (numel + 63) / 64; }
+
 // A fake-quant forward's outputs over x: y (x's memory format), the mask (one bit per element in
 // int64 words; empty unless need_mask) and the walk order, which the backward needs. *it receives
 // the iteration space over x and y, *ch_dim the position of `axis` in it (-1 for none).
@@ -25,7 +28,9 @@ struct FakeQuantOutputs {
   at::Tensor y, mask;
   std::vector<int64_t> order;
 };
-FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim);
+// mask_planes: bit planes of numel bits each in `mask` (2 for a fused ReLU's mask: fake quant's, then the ReLU's).
+FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim,
+                                    int mask_planes = 1);
 
 // Runs kernel(begin, end) over [0, numel) in blocks of kBlock elements on torch's thread pool.
 template <class F>

@@ -12,11 +12,11 @@ using torch::autograd::variable_list;
 
 struct MaskedFakeQuant : public torch::autograd::Function<MaskedFakeQuant> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const std::function<FqResult(bool)>* fq,
-                            bool select) {
+                            bool relu) {
     auto [y, mask, order] = (*fq)(true);
     ctx->saved_data["mask"] = mask;  // internal: no version check needed
     ctx->saved_data["order"] = order;
-    ctx->saved_data["select"] = select;
+    ctx->saved_data["relu"] = relu;
     return y;
   }
 
@@ -25,7 +25,7 @@ struct MaskedFakeQuant : public torch::autograd::Function<MaskedFakeQuant> {
     const at::Tensor mask = ctx->saved_data["mask"].toTensor();
     at::Tensor dx = grad;
     if (grad.defined() && mask.defined()) {
-      dx = mask_grad(grad, mask, ctx->saved_data["order"].toIntVector(), ctx->saved_data["select"].toBool());
+      dx = mask_grad(grad, mask, ctx->saved_data["order"].toIntVector(), ctx->saved_data["relu"].toBool());
     }
     return {dx, at::Tensor(), at::Tensor()};
   }
@@ -90,9 +90,9 @@ at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, c
   return divide ? q / sf_col : q;
 }
 
-at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool select) {
+at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool relu) {
   if (!(x.requires_grad() && at::GradMode::is_enabled())) return std::get<0>(fq(false));
-  return MaskedFakeQuant::apply(x, &fq, select);
+  return MaskedFakeQuant::apply(x, &fq, relu);
 }
 
 }  // namespace fakequant

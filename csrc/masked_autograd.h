@@ -11,9 +11,9 @@
 namespace fakequant {
 
 // Runs fq(need_mask) and returns its output. When x requires a gradient (grad mode on) the output's
-// grad_fn is dx = grad * mask (select: grad where the bit is set, +0 elsewhere); an undefined mask
+// grad_fn is dx = grad * mask (relu: a fused ReLU's two-plane mask, see mask_grad); an undefined mask
 // passes grad through unchanged.
-at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool select = false);
+at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool relu = false);
 
 // BN folding's weight (the QAT ConvBn / LinearBn modules): fq(W * sf), divided by sf again when divide
 // (BN still normalises with batch statistics), sf = gamma / sqrt(running_var + eps) per output channel

@@ -42,6 +42,7 @@ struct FakeQuantParams {
   bool int64_cast = false;         // torch's per-channel op casts to int64: NaN/inf/huge -> quant_min
   float quant_min = 0.f, quant_max = 0.f;
   bool relu = false;               // CPU kernels: quantize relu(x) (ReLU fused in front); mask also needs x > 0
+  uint64_t* relu_mask = nullptr;   // with relu and mask: bit i = !(x_i <= 0), where torch's ReLU passes a gradient
 };
 
 // What the int8 GEMM and depthwise conv write: raw int32 sums, requantized uint8 (fbgemm's
@@ -55,7 +56,7 @@ struct MaskGradParams {
   const uint64_t* mask = nullptr;
   DType dtype = DType::F32;
   Strided it;
-  bool select = false;  // CPU kernels: dx = mask ? dy : +0 (torch's ReLU backward), for the fused ReLU's mask
+  const uint64_t* relu_mask = nullptr;  // CPU kernels, fused ReLU: dx = +0 where its bit is clear (torch's ReLU backward)
 };
 
 // LSQ backward: one pass writing dx = dy * mask and adding each element's dscale / dzero_point

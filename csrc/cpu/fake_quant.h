@@ -38,37 +38,41 @@ FQ_HD static inline double fake_quant_value(const FakeQuantParams& p, double x, 
 template <class T>
 static inline T relu_value(T x) { return x < 0 ? T(0) : x; }
 
-// fake_quant_value of x, or of relu(x) with the ReLU's mask bit folded in when p.relu.
+// fake_quant_value of x, or with p.relu of relu(x): then the mask bit also needs x > 0, and r is the
+// ReLU's own bit, !(x <= 0) (torch's threshold_backward passes NaN's gradient on).
 template <class T>
-static inline T fake_quant_relu_value(const FakeQuantParams& p, T x, float s, float inv, float zp, bool& m) {
+static inline T fake_quant_relu_value(const FakeQuantParams& p, T x, float s, float inv, float zp, bool& m, bool& r) {
+  r = !(x <= 0);
   if (!p.relu) return fake_quant_value(p, x, s, inv, zp, m);
   const T y = fake_quant_value(p, relu_value(x), s, inv, zp, m);
   m = m && x > 0;
   return y;
 }
 
-// One element of torch's fake-quant ops; writes y and returns the mask bit.
-static inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c) {
+// One element of torch's fake-quant ops; writes y, returns the mask bit and sets r (see above).
+static inline bool fake_quant_element(const FakeQuantParams& p, int64_t xi, int64_t yi, int64_t c, bool& r) {
   const float s = p.scale[c], zp = p.zero_point[c], inv = inv_scale_of(s);
   bool m;
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.y)[yi] = fake_quant_relu_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m);
+    static_cast<double*>(p.y)[yi] = fake_quant_relu_value(p, static_cast<const double*>(p.x)[xi], s, inv, zp, m, r);
   } else {
-    store_from_float(p.y, yi, p.dtype, fake_quant_relu_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m));
+    store_from_float(p.y, yi, p.dtype, fake_quant_relu_value(p, load_as_float(p.x, xi, p.dtype), s, inv, zp, m, r));
   }
   return m;
 }
 
 // A row of n elements through the scalar element function (reference kernel, tails, odd strides).
 static inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t* idx, int64_t in_off,
-                                  int64_t out_off, int64_t n, BitWriter& bw) {
+                                  int64_t out_off, int64_t n, BitWriter& bw, BitWriter& br) {
   const int last = p.it.ndim - 1;
   const int64_t c0 = p.ch_dim < 0 ? 0 : idx[p.ch_dim];
   const int64_t dc = p.ch_dim == last ? 1 : 0;
   const int64_t xs = p.it.in_stride[last], ys = p.it.out_stride[last];
   for (int64_t i = 0; i < n; ++i) {
-    const bool m = fake_quant_element(p, in_off + i * xs, out_off + i * ys, c0 + i * dc);
+    bool r;
+    const bool m = fake_quant_element(p, in_off + i * xs, out_off + i * ys, c0 + i * dc, r);
     if (bw.active()) bw.put_bit(m);
+    if (br.active()) br.put_bit(r);
   }
 }
 
@@ -76,15 +80,15 @@ static inline void fake_quant_row_scalar(const FakeQuantParams& p, const int64_t
 template <class T>
 FQ_HD static inline T masked_grad(T dy, bool m) { return dy * (m ? T(1) : T(0)); }
 
-// The fused ReLU's backward selects: +0 where the gradient stops, as torch's threshold_backward gives.
+// With a fused ReLU's bit r: +0 where the ReLU stopped the gradient, as torch's threshold_backward gives.
 template <class T>
-static inline T masked_grad(T dy, bool m, bool select) { return select ? (m ? dy : T(0)) : masked_grad(dy, m); }
+static inline T masked_grad(T dy, bool m, bool r) { return r ? masked_grad(dy, m) : T(0); }
 
-static inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m) {
+static inline void mask_grad_element(const MaskGradParams& p, int64_t in, int64_t out, bool m, bool r) {
   if (p.dtype == DType::F64) {
-    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m, p.select);
+    static_cast<double*>(p.dx)[out] = masked_grad(static_cast<const double*>(p.dy)[in], m, r);
   } else {
-    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m, p.select));
+    store_from_float(p.dx, out, p.dtype, masked_grad(load_as_float(p.dy, in, p.dtype), m, r));
   }
 }
 
@@ -93,8 +97,10 @@ static inline void mask_grad_row_scalar(const MaskGradParams& p, int64_t lin, in
   const int last = p.it.ndim - 1;
   const int64_t xs = p.it.in_stride[last], ys = p.it.out_stride[last];
   for (int64_t i = 0; i < n; ++i) {
-    const bool m = (p.mask[(lin + i) >> 6] >> ((lin + i) & 63)) & 1;
-    mask_grad_element(p, in_off + i * xs, out_off + i * ys, m);
+    const int64_t j = lin + i;
+    const bool m = (p.mask[j >> 6] >> (j & 63)) & 1;
+    const bool r = p.relu_mask == nullptr || ((p.relu_mask[j >> 6] >> (j & 63)) & 1);
+    mask_grad_element(p, in_off + i * xs, out_off + i * ys, m, r);
   }
 }
 
@@ -105,18 +111,19 @@ static inline bool vector_rows(const Strided& it) {
 
 // The vector kernels' range loop (unit strides, dtype T): row(per_lane, c, x, y, n, bw) does the
 // vectors of one row whose first element has channel c (per_lane: channels innermost) and returns
-// how many elements it did; the scalar form does the rest.
+// how many elements it did; the scalar form does the rest. bw / br write the mask's and the fused
+// ReLU's bits.
 template <DType T, class Row>
 static inline void fake_quant_rows(const FakeQuantParams& p, int64_t begin, int64_t end, Row&& row) {
-  BitWriter bw(p.mask, begin);
+  BitWriter bw(p.mask, begin), br(p.relu_mask, begin);
   const int last = p.it.ndim - 1;
   for_each_row(p.it, begin, end, [&](int64_t, const int64_t* idx, int64_t in_off, int64_t out_off, int64_t n) {
     const char* x = static_cast<const char*>(p.x) + in_off * elem_size(T);
     char* y = static_cast<char*>(p.y) + out_off * elem_size(T);
-    const int64_t done = row(p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim], x, y, n, bw);
+    const int64_t done = row(p.ch_dim == last, p.ch_dim < 0 ? 0 : idx[p.ch_dim], x, y, n, bw, br);
     if (done == n) return;
     with_tail_index(idx, p.it.ndim, done, [&](const int64_t* tail_idx) {
-      fake_quant_row_scalar(p, tail_idx, in_off + done, out_off + done, n - done, bw);
+      fake_quant_row_scalar(p, tail_idx, in_off + done, out_off + done, n - done, bw, br);
     });
   });
 }
@@ -126,7 +133,7 @@ static inline void fake_quant_rows(const FakeQuantParams& p, int64_t begin, int6
 template <class F>
 static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, int64_t end, F&& vec);
 
-// Same for the mask backward: vec(dtype_tag, select_tag), or the reference kernel.
+// Same for the mask backward: vec(dtype_tag, relu_tag), or the reference kernel.
 template <class F>
 static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec);
 
@@ -152,7 +159,7 @@ static inline void dispatch_fake_quant(const FakeQuantParams& p, int64_t begin, 
 template <class F>
 static inline void dispatch_mask_grad(const MaskGradParams& p, int64_t begin, int64_t end, F&& vec) {
   const bool ok = vector_rows(p.it) &&
-                  with_vector_dtype(p.dtype, [&](auto t) { with_bool(p.select, [&](auto s) { vec(t, s); }); });
+                  with_vector_dtype(p.dtype, [&](auto t) { with_bool(p.relu_mask != nullptr, [&](auto r) { vec(t, r); }); });
   if (!ok) mask_grad_ref(p, begin, end);
 }
 
