@@ -9,6 +9,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakequant as fq  # noqa: E402
 from common import bench, copy_gbps, machine, table  # noqa: E402
+from fakequant.fused_obs import fused_moving_avg_obs_fake_quant_relu  # noqa: E402
 
 ACT, WEIGHT = (8, 64, 112, 112), (256, 256, 3, 3)
 INF = float("inf")
@@ -103,6 +104,12 @@ def main():
         t_torch = bench(lambda: torch.autograd.grad(torch.fused_moving_avg_obs_fake_quant(xg, *ta), xg, g))
         t_fq = bench(lambda: torch.autograd.grad(fq.fused_moving_avg_obs_fake_quant(xg, *fa), xg, g))
         row(op, "fwd+bwd", t_torch, t_fq, 5 * nbytes + nbytes / 16)
+        if act:  # a QAT module ending in a ReLU: torch runs relu, then the fused op; fakequant one kernel
+            ta, fa = fused_args(x), fused_args(x)
+            t_torch = bench(lambda: torch.autograd.grad(
+                torch.fused_moving_avg_obs_fake_quant(torch.relu(xg), *ta), xg, g))
+            t_fq = bench(lambda: torch.autograd.grad(fused_moving_avg_obs_fake_quant_relu(xg, *fa), xg, g))
+            row("ReLU + " + op, "fwd+bwd", t_torch, t_fq, 5 * nbytes + nbytes / 8)
         print(f"{name}: copy {t_copy*1e3:.2f} ms ({gbps_copy:.1f} GB/s)")
     print()
     print(table(["tensor", "op", "pass", "torch ms", "fakequant ms", "speedup", "GB/s", "% of copy GB/s",

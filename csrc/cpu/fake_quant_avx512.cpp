@@ -97,10 +97,12 @@ void fq_range_vec(const FakeQuantParams& p, int64_t begin, int64_t end) {
 }
 
 // dy * mask; with kRelu also +0 where the fused ReLU's bit (relu) is clear.
+// The ReLU's zeroing is an AND with a lane mask: a zero-masked multiply would take dy from memory under
+// the mask, which runs at less than half speed on AMD Zen 4.
 template <bool kRelu>
 static inline __m512 grad16(__m512 dy, __mmask16 bits, __mmask16 relu) {
   const __m512 g = _mm512_mul_ps(dy, _mm512_maskz_mov_ps(bits, _mm512_set1_ps(1.f)));
-  if constexpr (kRelu) return _mm512_maskz_mov_ps(relu, g);
+  if constexpr (kRelu) return _mm512_and_ps(g, _mm512_castsi512_ps(_mm512_maskz_mov_epi32(relu, _mm512_set1_epi32(-1))));
   return g;
 }
 
