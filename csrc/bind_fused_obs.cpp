@@ -192,7 +192,7 @@ void bind_fused_obs(pybind11::module_& m) {
           check_cpu(weight, "weight");
           if (weight.dim() < 2) value_error("weight must have 2 or more dims (output channels first)");
           check_same_device({{"weight", &weight}, {"gamma", &gamma}, {"running_var", &running_var}});
-          check_1d(gamma, "gamma", weight.dim() > 0 ? weight.size(0) : 1);
+          check_1d(gamma, "gamma", weight.size(0));
           check_1d(running_var, "running_var", gamma.numel());
           return bn_folded_weight(weight, gamma, running_var, eps, divide, [&](const at::Tensor& u, bool need_mask) {
             auto [q, mask, order] = fused(u, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
