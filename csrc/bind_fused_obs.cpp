@@ -192,6 +192,9 @@ void bind_fused_obs(pybind11::module_& m) {
           check_cpu(weight, "weight");
           if (weight.dim() < 2) value_error("weight must have 2 or more dims (output channels first)");
           check_same_device({{"weight", &weight}, {"gamma", &gamma}, {"running_var", &running_var}});
+          check_dtype(weight, "weight", {at::kFloat});
+          check_dtype(gamma, "gamma", {at::kFloat});
+          check_dtype(running_var, "running_var", {at::kFloat});
           check_1d(gamma, "gamma", weight.size(0));
           check_1d(running_var, "running_var", gamma.numel());
           return bn_folded_weight(weight, gamma, running_var, eps, divide, [&](const at::Tensor& u, bool need_mask) {

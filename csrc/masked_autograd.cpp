@@ -1,8 +1,10 @@
 // masked_autograd.cpp — the C++ autograd nodes behind with_mask_backward and bn_folded_weight.
 #include "masked_autograd.h"
 
-#include <numeric>
+#include <tuple>
 #include <vector>
+
+#include "cpu/bn_fold.h"
 
 namespace fakequant {
 namespace {
@@ -31,51 +33,62 @@ struct MaskedFakeQuant : public torch::autograd::Function<MaskedFakeQuant> {
   }
 };
 
-// w = fq(W * sf) [/ sf]. With g = dL/dw and m the mask of fq at u = W * sf:
-//   dL/du = m (g [/ sf]),  dL/dW = dL/du * sf,
-//   dL/dsf = sum(dL/du * W) [- sum(g * fq(u)) / sf^2]  (over each output channel),  dL/dgamma = dL/dsf / std.
+// BN folding's weight (see cpu/bn_fold.h): weight, gamma and running_var float32 on the CPU.
 struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& gamma,
                             const at::Tensor& running_var, double eps, bool divide,
                             const std::function<FqResult(const at::Tensor&, bool)>* fq) {
-    const at::Tensor std_dev = at::sqrt(running_var + eps);
-    const at::Tensor sf = gamma / std_dev;
-    const at::Tensor sf_col = channel_column(sf, weight);
-    auto [q, mask, order] = (*fq)(weight * sf_col, true);
-    ctx->save_for_backward({weight, sf, std_dev, divide ? q : at::Tensor()});
+    auto [w, std_dev, sf, q, mask, out] = run(weight, gamma, running_var, eps, divide, *fq, true);
+    ctx->save_for_backward({w, std_dev, sf, divide ? q : at::Tensor()});
     ctx->saved_data["mask"] = mask;
-    ctx->saved_data["order"] = order;
     ctx->saved_data["divide"] = divide;
-    return divide ? q / sf_col : q;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &weight = saved[0], &sf = saved[1], &std_dev = saved[2], &q = saved[3];
-    const at::Tensor& g = grads[0];
-    variable_list out(6);
-    if (!g.defined()) return out;
-    const bool divide = ctx->saved_data["divide"].toBool();
-    const at::Tensor sf_col = channel_column(sf, weight);
-    at::Tensor du = divide ? g / sf_col : g;
-    const at::Tensor mask = ctx->saved_data["mask"].toTensor();
-    if (mask.defined()) du = mask_grad(du, mask, ctx->saved_data["order"].toIntVector());
-    if (ctx->needs_input_grad(0)) out[0] = du * sf_col;
-    if (ctx->needs_input_grad(1)) {
-      std::vector<int64_t> dims(weight.dim() - 1);
-      std::iota(dims.begin(), dims.end(), 1);
-      at::Tensor dsf = (du * weight).sum(dims);
-      if (divide) dsf = dsf - (g * q).sum(dims) / (sf * sf);
-      out[1] = dsf / std_dev;
-    }
     return out;
   }
 
-  // sf as a column that broadcasts over w's dims after the first.
-  static at::Tensor channel_column(const at::Tensor& sf, const at::Tensor& w) {
-    std::vector<int64_t> shape(w.dim(), 1);
-    shape[0] = -1;
-    return sf.reshape(shape);
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list out(6);
+    if (!grads[0].defined()) return out;
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &w = saved[0], &std_dev = saved[1], &sf = saved[2], &q = saved[3];
+    const at::Tensor mask = ctx->saved_data["mask"].toTensor();
+    const at::Tensor g = grads[0].contiguous();
+    if (ctx->needs_input_grad(0)) out[0] = at::empty_like(w);
+    if (ctx->needs_input_grad(1)) out[1] = at::empty_like(sf);
+    const BnFoldParams p = params(w, sf, std_dev);
+    bn_fold_backward(p, g.data_ptr<float>(), q.defined() ? q.data_ptr<float>() : nullptr,
+                     mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
+                     w.data_ptr<float>(), ctx->saved_data["divide"].toBool(),
+                     out[0].defined() ? out[0].data_ptr<float>() : nullptr,
+                     out[1].defined() ? out[1].data_ptr<float>() : nullptr);
+    return out;
+  }
+
+  static BnFoldParams params(const at::Tensor& w, const at::Tensor& sf, const at::Tensor& std_dev) {
+    BnFoldParams p;
+    p.channels = w.size(0);
+    p.row = p.channels ? w.numel() / p.channels : 0;
+    p.sf = sf.data_ptr<float>();
+    p.std_dev = std_dev.data_ptr<float>();
+    return p;
+  }
+
+  // (contiguous weight, std, sf, fq(u), mask, output): the forward with or without a mask.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
+      const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
+      const std::function<FqResult(const at::Tensor&, bool)>& fq, bool need_mask) {
+    const at::Tensor w = weight.contiguous(), gm = gamma.contiguous();
+    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();
+    at::Tensor sf = at::empty_like(std_dev), u = at::empty_like(w);
+    BnFoldParams p = params(w, sf, std_dev);
+    p.gamma = gm.data_ptr<float>();
+    bn_fold_forward(p, w.data_ptr<float>(), u.data_ptr<float>());
+    auto [q, mask, order] = fq(u, need_mask);
+    at::Tensor out = q;
+    if (divide) {
+      out = at::empty_like(q);
+      bn_fold_unscale(p, q.data_ptr<float>(), out.data_ptr<float>());
+    }
+    return {w, std_dev, sf, q, mask, out};
   }
 };
 
@@ -85,9 +98,7 @@ at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, c
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq) {
   if ((weight.requires_grad() || gamma.requires_grad()) && at::GradMode::is_enabled())
     return BnFoldedWeight::apply(weight, gamma, running_var, eps, divide, &fq);
-  const at::Tensor sf_col = BnFoldedWeight::channel_column(gamma / at::sqrt(running_var + eps), weight);
-  const at::Tensor q = std::get<0>(fq(weight * sf_col, false));
-  return divide ? q / sf_col : q;
+  return std::get<5>(BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, false));
 }
 
 at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool relu) {

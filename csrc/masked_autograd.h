@@ -17,7 +17,9 @@ at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(
 
 // BN folding's weight (the QAT ConvBn / LinearBn modules): fq(W * sf), divided by sf again when divide
 // (BN still normalises with batch statistics), sf = gamma / sqrt(running_var + eps) per output channel
-// (dim 0): one autograd node with the gradients of W and gamma. fq(u, need_mask) fake-quantizes u.
+// (dim 0): one autograd node with the gradients of W and gamma (cpu/bn_fold.h). fq(u, need_mask)
+// fake-quantizes u, which is contiguous, and must return an output of u's layout. The three tensors are
+// float32 CPU tensors (the caller checks).
 at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq);
 

@@ -58,6 +58,15 @@ def test_gradient_of_one_input_only():
         assert grad.shape == (weight.shape if wants[0] else gamma.shape)
 
 
+def test_float64_weights_run_the_torch_ops():
+    ours = weight_fake_quant(True)
+    theirs = copy.deepcopy(ours)
+    weight, gamma = torch.randn(4, 2, 3, 3, dtype=torch.float64), torch.rand(4, dtype=torch.float64) + 0.5
+    w = ours.forward_folded(weight, gamma, torch.ones(4, dtype=torch.float64), 1e-5, True)
+    assert w.dtype == torch.float64
+    assert_bitwise_equal(w, bn_folded_weight(theirs, weight, gamma, torch.ones(4, dtype=torch.float64), 1e-5, True))
+
+
 def test_without_grad_and_bad_weight():
     fq = weight_fake_quant(True)
     w = fq.forward_folded(torch.randn(4, 2, 3, 3), torch.ones(4), torch.ones(4), 1e-5, True)

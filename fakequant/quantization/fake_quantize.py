@@ -154,7 +154,7 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
 
     def forward_folded(self, weight, gamma, running_var, eps, divide):
         """bn_folded_weight as one C++ autograd node (the same forward; gradients of weight and gamma)."""
-        if not self._runs_fused(weight):
+        if not self._runs_fused(weight) or any(t.dtype != torch.float32 for t in (weight, gamma, running_var)):
             return super().forward_folded(weight, gamma, running_var, eps, divide)
         obs = self.activation_post_process
         return _ops.bn_folded_weight_fake_quant(

@@ -1,0 +1,54 @@
+// bn_fold.h — BN folding's per-channel weight arithmetic for QAT (torch-free, scalar: weights are small).
+//
+// Forward: sf_c = gamma_c / std_c, u = W * sf_c, each rounded to float as torch's elementwise ops round
+// them, for std_c = sqrt(running_var_c + eps) computed by the caller (torch's CPU sqrt is not always the
+// correctly rounded one, and the forward must equal torch's expression bit for bit); the fake quant of u
+// runs elsewhere, then out = fq(u) / sf_c while BN trains. Backward (g = dL/dout, m = fake quant's mask bit of u):
+//   du = m * (g [/ sf]),  dW = du * sf,  dgamma = (sum(du * W) [- sum(g * fq(u)) / sf^2]) / std  per channel.
+#pragma once
+
+#include <cstdint>
+
+namespace fakequant {
+
+// A weight of `channels` rows (output channels) of `row` contiguous floats, with BN's per-channel terms.
+struct BnFoldParams {
+  int64_t channels = 0, row = 0;
+  const float* gamma = nullptr;
+  const float* std_dev = nullptr;  // sqrt(running_var + eps), one per channel
+  float* sf = nullptr;             // written by the forward, one per channel
+};
+
+static inline void bn_fold_forward(const BnFoldParams& p, const float* w, float* u) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    p.sf[c] = p.gamma[c] / p.std_dev[c];
+    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) u[j] = w[j] * p.sf[c];
+  }
+}
+
+// out = q / sf per channel.
+static inline void bn_fold_unscale(const BnFoldParams& p, const float* q, float* out) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) out[j] = q[j] / p.sf[c];
+  }
+}
+
+// mask: one bit per element of u in memory order (null: the gradient passes everywhere); q: fq(u), read
+// when divide; dw / dgamma may be null (not wanted).
+static inline void bn_fold_backward(const BnFoldParams& p, const float* g, const float* q, const uint64_t* mask,
+                                    const float* w, bool divide, float* dw, float* dgamma) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float s = p.sf[c];
+    float dsf = 0.f, dsf_q = 0.f;
+    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) {
+      const bool m = mask == nullptr || ((mask[j >> 6] >> (j & 63)) & 1);
+      const float du = (divide ? g[j] / s : g[j]) * (m ? 1.f : 0.f);
+      if (dw) dw[j] = du * s;
+      dsf += du * w[j];
+      if (divide) dsf_q += g[j] * q[j];
+    }
+    if (dgamma) dgamma[c] = (divide ? dsf - dsf_q / (s * s) : dsf) / p.std_dev[c];
+  }
+}
+
+}  // namespace fakequant
