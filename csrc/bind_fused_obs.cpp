@@ -206,6 +206,27 @@ void bind_fused_obs(pybind11::module_& m) {
         "weight"_a, "gamma"_a, "running_var"_a, "eps"_a, "divide"_a, "observer_on"_a, "fake_quant_on"_a,
         "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a, "averaging_const"_a, "quant_min"_a,
         "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a);
+  // BN folding's bias once BN uses running statistics (no fake quant; beside its weight above).
+  m.def("bn_folded_bias",
+        [](const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+           const at::Tensor& running_var, const std::optional<at::Tensor>& bias, double eps) {
+          const at::Tensor b = bias.value_or(at::Tensor());
+          check_cpu(gamma, "gamma");
+          check_same_device({{"gamma", &gamma}, {"beta", &beta}, {"running_mean", &running_mean},
+                             {"running_var", &running_var}});
+          std::vector<std::pair<const at::Tensor*, const char*>> all = {
+              {&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}};
+          if (b.defined()) {
+            check_same_device({{"gamma", &gamma}, {"bias", &b}});
+            all.push_back({&b, "bias"});
+          }
+          for (const auto& [t, name] : all) {
+            check_dtype(*t, name, {at::kFloat});
+            check_1d(*t, name, gamma.numel());
+          }
+          return bn_folded_bias(gamma, beta, running_mean, running_var, b, eps);
+        },
+        "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a, "bias"_a, "eps"_a);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

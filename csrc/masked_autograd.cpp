@@ -1,6 +1,7 @@
 // masked_autograd.cpp — the C++ autograd nodes behind with_mask_backward and bn_folded_weight.
 #include "masked_autograd.h"
 
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -92,7 +93,65 @@ struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
   }
 };
 
+struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gamma, const at::Tensor& beta,
+                            const at::Tensor& running_mean, const at::Tensor& running_var,
+                            const std::optional<at::Tensor>& bias, double eps) {
+    auto [std_dev, sf, mean, b, out] = run(gamma, beta, running_mean, running_var, bias.value_or(at::Tensor()), eps);
+    ctx->save_for_backward({std_dev, sf, mean, b});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list out(6);
+    if (!grads[0].defined()) return out;
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &std_dev = saved[0], &sf = saved[1], &mean = saved[2], &bias = saved[3];
+    const at::Tensor g = grads[0].contiguous();
+    if (ctx->needs_input_grad(0)) out[0] = at::empty_like(sf);
+    if (ctx->needs_input_grad(1)) out[1] = g;
+    if (bias.defined() && ctx->needs_input_grad(4)) out[4] = at::empty_like(sf);
+    BnFoldParams p;
+    p.channels = sf.numel();
+    p.std_dev = std_dev.data_ptr<float>();
+    p.sf = sf.data_ptr<float>();
+    bn_folded_bias_backward(p, g.data_ptr<float>(), mean.data_ptr<float>(),
+                            bias.defined() ? bias.data_ptr<float>() : nullptr,
+                            out[0].defined() ? out[0].data_ptr<float>() : nullptr,
+                            out[4].defined() ? out[4].data_ptr<float>() : nullptr);
+    return out;
+  }
+
+  // (std, sf, running_mean, bias, folded bias), contiguous.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
+      const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+      const at::Tensor& running_var, const at::Tensor& bias, double eps) {
+    const at::Tensor gm = gamma.contiguous(), be = beta.contiguous(), mean = running_mean.contiguous();
+    const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
+    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();  // torch's sqrt (see cpu/bn_fold.h)
+    at::Tensor sf = at::empty_like(std_dev), out = at::empty_like(std_dev);
+    BnFoldParams p;
+    p.channels = std_dev.numel();
+    p.gamma = gm.data_ptr<float>();
+    p.std_dev = std_dev.data_ptr<float>();
+    p.sf = sf.data_ptr<float>();
+    bn_folded_bias_forward(p, be.data_ptr<float>(), mean.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                           out.data_ptr<float>());
+    return {std_dev, sf, mean, b, out};
+  }
+};
+
 }  // namespace
+
+at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+                          const at::Tensor& running_var, const at::Tensor& bias, double eps) {
+  const bool grad = gamma.requires_grad() || beta.requires_grad() || (bias.defined() && bias.requires_grad());
+  if (grad && at::GradMode::is_enabled()) {  // an optional, not an undefined tensor, for autograd's input list
+    return BnFoldedBias::apply(gamma, beta, running_mean, running_var,
+                               bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt, eps);
+  }
+  return std::get<4>(BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps));
+}
 
 at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq) {

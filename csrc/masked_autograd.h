@@ -23,4 +23,10 @@ at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(
 at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq);
 
+// The folded bias once BN uses running statistics: beta - running_mean * sf (+ bias * sf when bias is
+// defined), sf = gamma / sqrt(running_var + eps): one autograd node with the gradients of gamma, beta and
+// bias (cpu/bn_fold.h). All float32 CPU tensors of one element per channel (the caller checks).
+at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+                          const at::Tensor& running_var, const at::Tensor& bias, double eps);
+
 }  // namespace fakequant

@@ -32,18 +32,6 @@ def fused_moving_avg_obs_fake_quant_relu(input, observer_on, fake_quant_on, runn
     return _C.fused_obs_fake_quant_autograd(input, *args, relu=True)
 
 
-def bn_folded_weight_fake_quant(weight, gamma, running_var, eps, divide, observer_on, fake_quant_on, running_min,
-                                running_max, scale, zero_point, averaging_const, quant_min, quant_max, ch_axis,
-                                per_row_fake_quant=False, symmetric_quant=False):
-    """BN folding's weight through the fused op (CPU), as one autograd node: fused_moving_avg_obs_fake_quant of
-    weight * sf, divided by sf again when divide, for sf = gamma / sqrt(running_var + eps) per output channel
-    (dim 0); gradients reach weight and gamma. The remaining arguments are the fused op's."""
-    return _C.bn_folded_weight_fused_obs(weight, gamma, running_var, float(eps), bool(divide), observer_on,
-                                         fake_quant_on, running_min, running_max, scale, zero_point,
-                                         float(averaging_const), quant_min, quant_max, ch_axis,
-                                         bool(per_row_fake_quant), bool(symmetric_quant))
-
-
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):
     """Per element of min_val / max_val, the (scale float32, zero_point int32) the fused observer
     chooses: fbgemm's ChooseQuantizationParams, symmetric meaning its preserve_sparsity."""

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import fakequant.quantization as fqq
+from fakequant.quantization import _ops
 from fakequant.quantization.fake_quantize import bn_folded_weight
 from helpers import assert_bitwise_equal
 
@@ -75,3 +76,25 @@ def test_without_grad_and_bad_weight():
         fq.forward_folded(torch.randn(4), torch.ones(4), torch.ones(4), 1e-5, True)
     with pytest.raises(ValueError, match="gamma"):
         fq.forward_folded(torch.randn(4, 2), torch.ones(3), torch.ones(4), 1e-5, True)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_folded_bias_node_matches_torch_ops(with_bias):
+    g = torch.Generator().manual_seed(5)
+    gamma, beta, mean = torch.rand(6, generator=g) + 0.5, torch.randn(6, generator=g), torch.randn(6, generator=g)
+    var, bias = torch.rand(6, generator=g) + 0.5, torch.randn(6, generator=g) if with_bias else None
+    dy = torch.randn(6, generator=g)
+    leaves = [[t.clone().requires_grad_() for t in (gamma, beta) + ((bias,) if with_bias else ())] for _ in range(2)]
+    b = _ops.bn_folded_bias(leaves[0][0], leaves[0][1], mean, var, leaves[0][2] if with_bias else None, 1e-5)
+    sf = leaves[1][0] / torch.sqrt(var + 1e-5)  # BnFold._folded_bias(_scale_factor())
+    tb = leaves[1][1] - mean * sf
+    if with_bias:
+        tb = tb + leaves[1][2] * sf
+    assert "BnFoldedBias" in b.grad_fn.name()
+    assert_bitwise_equal(b.detach(), tb.detach())
+    for a, t in zip(torch.autograd.grad(b, leaves[0], dy), torch.autograd.grad(tb, leaves[1], dy)):
+        torch.testing.assert_close(a, t, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="beta"):
+        _ops.bn_folded_bias(gamma, torch.ones(5), mean, var, None, 1e-5)
+    with pytest.raises(TypeError, match="bias"):
+        _ops.bn_folded_bias(gamma, beta, mean, var, torch.ones(6, dtype=torch.float64), 1e-5)

@@ -51,4 +51,24 @@ static inline void bn_fold_backward(const BnFoldParams& p, const float* g, const
   }
 }
 
+// The folded bias once BN uses running statistics: b = beta - mean * sf (+ bias * sf with a conv / linear
+// bias), rounded per op as torch's expression; backward (g = dL/db): dbeta = g, dbias = g * sf,
+// dgamma = g * (bias - mean) / std  (bias = 0 without one).
+static inline void bn_folded_bias_forward(const BnFoldParams& p, const float* beta, const float* mean,
+                                          const float* bias, float* b) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    p.sf[c] = p.gamma[c] / p.std_dev[c];
+    b[c] = beta[c] - mean[c] * p.sf[c];
+    if (bias) b[c] = b[c] + bias[c] * p.sf[c];
+  }
+}
+
+static inline void bn_folded_bias_backward(const BnFoldParams& p, const float* g, const float* mean,
+                                           const float* bias, float* dgamma, float* dbias) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    if (dgamma) dgamma[c] = g[c] * ((bias ? bias[c] : 0.f) - mean[c]) / p.std_dev[c];
+    if (dbias) dbias[c] = g[c] * p.sf[c];
+  }
+}
+
 }  // namespace fakequant

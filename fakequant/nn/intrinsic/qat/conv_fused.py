@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import init
 
+from ....quantization import _ops
 from ....quantization.fake_quantize import bn_folded_weight
 from ...qat.base import QATModule, relu_then
 from ...qat.conv import Conv1d, Conv2d, Conv3d
@@ -84,7 +85,15 @@ class BnFold(QATModule):
         w = fold(*args) if fold is not None else bn_folded_weight(self.weight_fake_quant, *args)
         if live:
             return self.bn(op(x, w, self.bias))
-        return op(x, w, self._folded_bias(self._scale_factor()))
+        return op(x, w, self._trained_folded_bias())
+
+    def _trained_folded_bias(self):
+        """_folded_bias(_scale_factor()) with gradients: one C++ node for float32 CPU parameters."""
+        bn = self.bn
+        parts = (bn.weight, bn.bias, bn.running_mean, bn.running_var) + (() if self.bias is None else (self.bias,))
+        if all(t.device.type == "cpu" and t.dtype == torch.float32 for t in parts):
+            return _ops.bn_folded_bias(bn.weight, bn.bias, bn.running_mean, bn.running_var, self.bias, bn.eps)
+        return self._folded_bias(self._scale_factor())
 
     def folded_weight_bias(self):
         """BN folded in from its running statistics: (W * sf, bn.bias + (bias - running_mean) * sf), detached;
