@@ -8,7 +8,7 @@ FAST = ["--float-epochs", "1", "--qat-epochs", "3", "--freeze-bn-after", "1", "-
         "--subset", "160", "--no-progress", "--threads", "1"]
 
 
-@pytest.mark.parametrize("bits,extra", [("8", []), ("4", []), ("4", ["--lsq"])])
+@pytest.mark.parametrize("bits,extra", [("8", []), ("4", []), ("4", ["--no-lsq"]), ("8", ["--lsq"])])
 def test_digits_workflow_runs_and_reports(bits, extra, capsys):
     result = qat.main(FAST + ["--bits", bits] + extra)
     for key in ("float", "ptq", "qat"):

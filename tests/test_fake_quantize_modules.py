@@ -170,6 +170,8 @@ def test_qconfig_errors_and_variants():
     a, w = four.activation(), four.weight()
     assert (a.quant_min, a.quant_max, w.quant_min, w.quant_max, w.qscheme) == (0, 15, -8, 7,
                                                                                torch.per_channel_symmetric)
+    assert w.activation_post_process.averaging_constant == 1.0  # each step's weight range
+    assert a.activation_post_process.averaging_constant == 0.01
 
 
 def test_torch_qconfig_is_translated_class_by_class():

@@ -24,8 +24,9 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=int, default=8, help="--data images are resized to this (default 8)")
     p.add_argument("--bits", type=int, choices=(8, 4), default=8,
                    help="8: the backend's default QAT qconfig; 4: activations 0..15, weights -8..7 per channel")
-    p.add_argument("--lsq", action="store_true",
-                   help="LearnableFakeQuantize (LSQ): scales follow the observers, then are learned once frozen")
+    p.add_argument("--lsq", action=argparse.BooleanOptionalAction, default=None,
+                   help="LearnableFakeQuantize (LSQ): scales follow the observers, then are learned once frozen "
+                        "(default: on for --bits 4, where learned step sizes beat min / max ranges, off for 8)")
     p.add_argument("--backend", default="x86", choices=fq.BACKENDS)
     p.add_argument("--float-epochs", type=int, default=30)
     p.add_argument("--qat-epochs", type=int, default=8)
@@ -42,7 +43,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: fastest for this tiny model, and thread-count-independent results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.lsq is None:
+        args.lsq = args.bits < 8
+    return args
 
 
 def qconfig_for(args):
@@ -214,7 +218,8 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(args.seed)
     data, num_classes = load_data(args)
     tqdm.write(f"data: {len(data['y_train'])} train / {len(data['y_test'])} test images, "
-               f"shape {tuple(data['x_train'].shape[1:])}, {num_classes} classes; {args.bits}-bit, "
+               f"shape {tuple(data['x_train'].shape[1:])}, {num_classes} classes; {args.bits}-bit "
+               f"({'LSQ' if args.lsq else 'fused fake quant'}), "
                f"backend {args.backend}, {torch.get_num_threads()} threads")
     t0 = time.perf_counter()
     float_model = train_float(data, args, gen, data["x_train"].shape[1], num_classes)
