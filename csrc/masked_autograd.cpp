@@ -34,6 +34,16 @@ struct MaskedFakeQuant : public torch::autograd::Function<MaskedFakeQuant> {
   }
 };
 
+// BnFoldParams over per-channel sf / std (float32, contiguous) for a weight of `row` elements per channel.
+BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_t row = 0) {
+  BnFoldParams p;
+  p.channels = sf.numel();
+  p.row = row;
+  p.sf = sf.data_ptr<float>();
+  p.std_dev = std_dev.data_ptr<float>();
+  return p;
+}
+
 // BN folding's weight (see cpu/bn_fold.h): weight, gamma and running_var float32 on the CPU.
 struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& gamma,
@@ -65,12 +75,7 @@ struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
   }
 
   static BnFoldParams params(const at::Tensor& w, const at::Tensor& sf, const at::Tensor& std_dev) {
-    BnFoldParams p;
-    p.channels = w.size(0);
-    p.row = p.channels ? w.numel() / p.channels : 0;
-    p.sf = sf.data_ptr<float>();
-    p.std_dev = std_dev.data_ptr<float>();
-    return p;
+    return fold_params(sf, std_dev, w.size(0) ? w.numel() / w.size(0) : 0);
   }
 
   // (contiguous weight, std, sf, fq(u), mask, output): the forward with or without a mask.
@@ -111,10 +116,7 @@ struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
     if (ctx->needs_input_grad(0)) out[0] = at::empty_like(sf);
     if (ctx->needs_input_grad(1)) out[1] = g;
     if (bias.defined() && ctx->needs_input_grad(4)) out[4] = at::empty_like(sf);
-    BnFoldParams p;
-    p.channels = sf.numel();
-    p.std_dev = std_dev.data_ptr<float>();
-    p.sf = sf.data_ptr<float>();
+    const BnFoldParams p = fold_params(sf, std_dev);
     bn_folded_bias_backward(p, g.data_ptr<float>(), mean.data_ptr<float>(),
                             bias.defined() ? bias.data_ptr<float>() : nullptr,
                             out[0].defined() ? out[0].data_ptr<float>() : nullptr,
@@ -130,11 +132,8 @@ struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
     const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();  // torch's sqrt (see cpu/bn_fold.h)
     at::Tensor sf = at::empty_like(std_dev), out = at::empty_like(std_dev);
-    BnFoldParams p;
-    p.channels = std_dev.numel();
+    BnFoldParams p = fold_params(sf, std_dev);
     p.gamma = gm.data_ptr<float>();
-    p.std_dev = std_dev.data_ptr<float>();
-    p.sf = sf.data_ptr<float>();
     bn_folded_bias_forward(p, be.data_ptr<float>(), mean.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                            out.data_ptr<float>());
     return {std_dev, sf, mean, b, out};
