@@ -1,6 +1,7 @@
 # setup.py — builds fakequant._C: torch-free kernels with per-file ISA flags, torch bindings, CUDA when available.
 import glob
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,6 +32,26 @@ def want_cuda():
     return shutil.which("nvcc") is not None or os.environ.get("CUDA_HOME") is not None
 
 
+def cuda_arch_flags():
+    """nvcc -gencode flags for FAKEQUANT_CUDA_ARCH ("90"), else TORCH_CUDA_ARCH_LIST ("8.0;9.0+PTX"), else
+    the visible GPUs; empty (torch's default) when none is named or seen. Compute capability 9.0 is built
+    as sm_90a, the target with wgmma, and FAKEQUANT_SM90A tells the host code that kernel is there."""
+    named = os.environ.get("FAKEQUANT_CUDA_ARCH") or os.environ.get("TORCH_CUDA_ARCH_LIST", "")
+    archs = [a for a in re.split(r"[ ;,]+", named) if a]
+    if not archs:
+        archs = sorted({"%d%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+    flags = []
+    for arch in archs:
+        m = re.fullmatch(r"(\d+)\.?(\d)(a?)(\+PTX)?", arch)
+        if m is None:
+            return []  # a named architecture ("Hopper"): torch's own flags
+        sm = m.group(1) + m.group(2) + ("a" if m.group(1) + m.group(2) == "90" else m.group(3))
+        flags.append(f"-gencode=arch=compute_{sm},code=sm_{sm}")
+        if m.group(4):
+            flags.append(f"-gencode=arch=compute_{sm},code=compute_{sm}")
+    return flags + (["-DFAKEQUANT_SM90A"] if any("sm_90a" in f for f in flags) else [])
+
+
 class Build(BuildExtension):
     """Compiles csrc/cpu/*.cpp (torch-free) with their own flags, then the torch bindings."""
 
@@ -54,11 +75,8 @@ def extension():
     cxx = ["-O3", "-fopenmp", "-ffp-contract=off"]  # -fopenmp: at::parallel_for threads
     kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=["-fopenmp"])
     if want_cuda():
-        arch = os.environ.get("FAKEQUANT_CUDA_ARCH")
         # -fmad=false: no FMA contraction, so device results equal the CPU kernels bit for bit.
-        nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-fmad=false"]
-        if arch:
-            nvcc += [f"-gencode=arch=compute_{arch},code=sm_{arch}"]
+        nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-fmad=false"] + cuda_arch_flags()
         sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
         return CUDAExtension("fakequant._C", sources, define_macros=[("FAKEQUANT_WITH_CUDA", "1")],
                              extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cuda_compile_check.sh — compile-only every csrc/cuda/*.cu with nvcc and syntax-check the CUDA bindings (no GPU needed); non-zero on any error or warning.
 #
-# Targets sm_80 and sm_90 (the tensor-core paths) and sm_75 (the guarded fallbacks), with the flags
+# Targets sm_80, sm_90 and sm_90a (the tensor-core paths: mma, wgmma) and sm_75 (the guarded fallbacks), with the flags
 # setup.py and torch's CUDAExtension pass (no implicit half conversions, no FMA contraction).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ FLAGS=(-c -std=c++17 -O3 --expt-relaxed-constexpr -fmad=false -Icsrc -Werror all
        -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__
        -D__CUDA_NO_HALF2_OPERATORS__
        -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=sm_80
-       -gencode arch=compute_90,code=sm_90)
+       -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90a,code=sm_90a -DFAKEQUANT_SM90A)
 status=0
 # The CUDA binding files (host C++ against torch's CUDA headers). A CPU-only torch ships those headers
 # but not the generated c10/cuda/impl/cuda_cmake_macros.h, which an empty stub stands in for.

@@ -7,6 +7,7 @@ Usage: python benchmarks/cuda_bench.py [--quick]
 """
 import argparse
 import copy
+import os
 import statistics
 import sys
 
@@ -34,6 +35,22 @@ def timed(fn, iters, warmup=5, repeat=10):
     return statistics.median(samples)
 
 
+def timed_graph(fn, iters, repeat=10):
+    """Median milliseconds of one call inside a captured CUDA graph of `repeat` calls: the kernels'
+    own time, without the host's launch overhead."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(repeat):
+            fn()
+    return timed(graph.replay, iters, repeat=1) / repeat
+
+
 def table(title, header, rows):
     print(f"\n## {title}\n")
     print("| " + " | ".join(header) + " |")
@@ -51,7 +68,7 @@ def fake_quant_rows(iters):
         c = x.shape[1]
         s, zi = torch.rand(c, device="cuda") * 0.1 + 0.01, torch.randint(0, 255, (c,), device="cuda", dtype=torch.int32)
         xg = x.detach().requires_grad_()
-        copy_ms = timed(lambda: y.copy_(x), iters)
+        copy_ms = timed_graph(lambda: y.copy_(x), iters)
         cases = [
             ("per tensor fwd", lambda: fakequant.fake_quantize_per_tensor_affine(x, 0.05, 128, 0, 255),
              lambda: torch.fake_quantize_per_tensor_affine(x, 0.05, 128, 0, 255)),
@@ -61,18 +78,20 @@ def fake_quant_rows(iters):
              lambda: torch.fake_quantize_per_channel_affine(x, s, zi, 1, 0, 255)),
         ]
         rows.append([str(dtype).replace("torch.", ""), "copy (same run)", f"{copy_ms:.3f}", f"{nbytes / copy_ms / 1e6:.0f}",
-                     "1.00", ""])
+                     "1.00", "", ""])
         for name, ours, theirs in cases:
             with torch.enable_grad():
-                ours_ms, theirs_ms = timed(ours, iters), timed(theirs, iters)
+                ours_ms, theirs_ms = timed_graph(ours, iters), timed_graph(theirs, iters)
+                eager_ms, theirs_eager_ms = timed(ours, iters), timed(theirs, iters)
             rows.append(["", name, f"{ours_ms:.3f}", f"{nbytes / ours_ms / 1e6:.0f}", f"{copy_ms / ours_ms:.2f}",
-                         f"{theirs_ms / ours_ms:.2f}"])
+                         f"{theirs_ms / ours_ms:.2f}", f"{eager_ms:.3f} ({theirs_eager_ms / eager_ms:.2f}x)"])
         _, mask, order = _C.cuda_fake_quant_per_tensor(x, 0.05, 128, 0, 255, True)
-        grad_ms = timed(lambda: _C.cuda_mask_grad(x, mask, order), iters)
+        grad_ms = timed_graph(lambda: _C.cuda_mask_grad(x, mask, order), iters)
         rows.append(["", "mask backward (dx = dy * mask)", f"{grad_ms:.3f}", f"{nbytes / grad_ms / 1e6:.0f}",
-                     f"{copy_ms / grad_ms:.2f}", ""])
-    table("Fake quant, 32x128x56x56 (GB/s = read + write of x and y; mask bytes not counted)",
-          ["dtype", "op", "ms", "GB/s", "x copy speed", "x torch"], rows)
+                     f"{copy_ms / grad_ms:.2f}", "", ""])
+    table("Fake quant, 32x128x56x56 (kernel time from CUDA graph replay; GB/s = read + write of x and y, mask "
+          "bytes not counted; eager = plain calls, host overhead included)",
+          ["dtype", "op", "ms", "GB/s", "x copy speed", "x torch", "eager ms (x torch)"], rows)
 
 
 def observer_buffers(c):
@@ -158,6 +177,29 @@ def gemm_rows(iters):
            "bf16 matmul"], rows)
 
 
+def gemm_kernel_rows(iters):
+    """int8_mm under each FAKEQUANT_CUDA_GEMM setting: the data behind the kernel choice."""
+    settings = ["mma", "wgmma128", "wgmma256"]
+    rows = []
+    for name, m, n, k in GEMM_SHAPES:
+        a8 = torch.randint(-128, 128, (m, k), device="cuda", dtype=torch.int32).to(torch.int8)
+        w = torch.randint(-128, 128, (n, k), device="cuda", dtype=torch.int32).to(torch.int8)
+        row = [name, f"{m}x{n}x{k}", _C.cuda_int8_mm_kernel(a8, w)]
+        for setting in settings:
+            os.environ["FAKEQUANT_CUDA_GEMM"] = setting
+            try:
+                if _C.cuda_int8_mm_kernel(a8, w) != setting:
+                    row.append("n/a")
+                    continue
+                ms = timed(lambda: _C.cuda_int8_mm(a8, w), iters)
+                row.append(f"{2 * m * n * k / ms / 1e9:.1f}")
+            finally:
+                del os.environ["FAKEQUANT_CUDA_GEMM"]
+        rows.append(row)
+    table("int8 GEMM kernels, TOPS of int8_mm under each FAKEQUANT_CUDA_GEMM setting",
+          ["shape", "MxNxK", "default pick"] + settings, rows)
+
+
 CONV_CASES = [  # (name, batch, cin, cout, kernel, stride, groups, hw)
     ("3x3 conv 64 -> 64", 32, 64, 64, 3, 1, 1, 56),
     ("1x1 expand 24 -> 144", 32, 24, 144, 1, 1, 1, 56),
@@ -228,6 +270,7 @@ def main():
     fake_quant_rows(iters)
     lsq_fused_rows(iters)
     gemm_rows(iters)
+    gemm_kernel_rows(iters)
     conv_rows(iters)
     graph_rows(iters)
     return 0

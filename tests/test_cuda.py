@@ -449,18 +449,51 @@ def int8_operands(m, n, k, a_dtype, seed):
     return a, w
 
 
+# FAKEQUANT_CUDA_GEMM settings: every kernel (wgmma runs only on a 9.0 device).
+GEMM_KERNELS = ["wgmma", "wgmma128", "wgmma256", "mma", "dp4a"]
+
+
+def expected_kernel(setting, k):
+    """The kernel FAKEQUANT_CUDA_GEMM=setting must run for a [*, k] x [*, k] product of aligned tensors."""
+    major, minor = torch.cuda.get_device_capability()
+    if setting == "dp4a" or k % 16 or major < 8:
+        return "dp4a"
+    if setting in ("wgmma128", "wgmma256") and (major, minor) == (9, 0):
+        return setting  # a 9.0 device must have the sm_90a build
+    return "mma" if setting == "mma" else None  # wgmma: chosen by shape
+
+
 @needs_cuda
+@pytest.mark.parametrize("kernels", GEMM_KERNELS)
 @pytest.mark.parametrize("a_dtype", [torch.uint8, torch.int8])
 @pytest.mark.parametrize("shape", GEMM_SHAPES)
-def test_int8_mm_exact(a_dtype, shape):
+def test_int8_mm_exact(a_dtype, shape, kernels, monkeypatch):
+    monkeypatch.setenv("FAKEQUANT_CUDA_GEMM", kernels)
     m, n, k = shape
     a, w = int8_operands(m, n, k, a_dtype, sum(shape))
     exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), int_product(a, w))
     extreme_a = torch.full((m, k), 255 if a_dtype == torch.uint8 else -128, dtype=a_dtype)
     extreme_w = torch.full((n, k), -128, dtype=torch.int8)
     exact(_C.cuda_int8_mm(extreme_a.cuda(), extreme_w.cuda()).cpu(), int_product(extreme_a, extreme_w))
-    if k % 16 == 0 and torch.cuda.get_device_capability()[0] >= 8:
-        assert _C.cuda_int8_mm_kernel(a.cuda(), w.cuda()) == "mma"
+    expected = expected_kernel(kernels, k)
+    if expected is not None:
+        assert _C.cuda_int8_mm_kernel(a.cuda(), w.cuda()) == expected
+
+
+@needs_cuda
+def test_int8_mm_large_shapes_pick_wgmma_on_hopper():
+    a, w = int8_operands(4096, 4096, 512, torch.int8, 1)
+    kernel = _C.cuda_int8_mm_kernel(a.cuda(), w.cuda())
+    assert kernel == ("wgmma256" if torch.cuda.get_device_capability() == (9, 0) else "mma")
+    exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), int_product(a, w))
+
+
+@needs_cuda
+def test_int8_mm_kernel_setting_is_checked(monkeypatch):
+    a, w = int8_operands(4, 5, 16, torch.uint8, 0)
+    monkeypatch.setenv("FAKEQUANT_CUDA_GEMM", "cublas")
+    with pytest.raises(ValueError, match="FAKEQUANT_CUDA_GEMM must be one of"):
+        _C.cuda_int8_mm(a.cuda(), w.cuda())
 
 
 @needs_cuda
@@ -485,27 +518,27 @@ def epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out
 
 
 @needs_cuda
+@pytest.mark.parametrize("kernels", GEMM_KERNELS)
 @pytest.mark.parametrize("a_dtype", [torch.uint8, torch.int8])
 @pytest.mark.parametrize("shape", [(1, 8, 16), (3, 5, 7), (65, 130, 96), (200, 130, 1000)])
 @pytest.mark.parametrize("out_dtype", ["int32", "uint8", "float32"])
-@pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("with_bias", [False, True])
-def test_int8_gemm_epilogue_matches_formula(a_dtype, shape, out_dtype, relu, with_bias):
+def test_int8_gemm_epilogue_matches_formula(a_dtype, shape, out_dtype, kernels, monkeypatch):
+    monkeypatch.setenv("FAKEQUANT_CUDA_GEMM", kernels)  # every kernel ends in the same epilogue
     m, n, k = shape
     a, w = int8_operands(m, n, k, a_dtype, m + n + k)
     g = torch.Generator().manual_seed(k)
     sw = torch.rand(n, generator=g) * 0.01 + 0.001
     zw = torch.randint(-3, 4, (n,), generator=g, dtype=torch.int32)
-    bias = torch.randn(n, generator=g) if with_bias else None
     za = 7 if a_dtype == torch.uint8 else -5
     sa, sy, zy, qmin, qmax = 0.05, 0.2, 11, 3, 250
-    relu = relu and out_dtype == "uint8"  # relu is fused into uint8 outputs only
-    epi = _C.Int8Epilogue(sw.cuda(), zw.cuda(), bias.cuda() if bias is not None else None, sa, sy, zy, qmin, qmax,
-                          relu, out_dtype)
-    out = _C.cuda_int8_gemm(a.cuda(), w.cuda(), za, epi).cpu()
-    exact(out, epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype))
-    cpu_epi = _C.Int8Epilogue(sw, zw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype)
-    exact(out, int8_gemm(a, pack_weight(w), za, cpu_epi))  # the CPU GEMM, same epilogue
+    for relu, bias in [(False, None), (False, torch.randn(n, generator=g)), (True, torch.randn(n, generator=g))]:
+        relu = relu and out_dtype == "uint8"  # relu is fused into uint8 outputs only
+        epi = _C.Int8Epilogue(sw.cuda(), zw.cuda(), bias.cuda() if bias is not None else None, sa, sy, zy, qmin,
+                              qmax, relu, out_dtype)
+        out = _C.cuda_int8_gemm(a.cuda(), w.cuda(), za, epi).cpu()
+        exact(out, epilogue_reference(a, za, w, zw, sw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype))
+        cpu_epi = _C.Int8Epilogue(sw, zw, bias, sa, sy, zy, qmin, qmax, relu, out_dtype)
+        exact(out, int8_gemm(a, pack_weight(w), za, cpu_epi))  # the CPU GEMM, same epilogue
 
 
 @needs_cuda

@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,20 @@
 
 namespace fakequant {
 namespace {
+
+// The GEMM kernels FAKEQUANT_CUDA_GEMM allows (read on every call, like FAKEQUANT_ISA): dp4a, mma,
+// wgmma (the default: picked by shape), or wgmma128 / wgmma256 to force that tile.
+CudaGemmKernels gemm_kernels_from_env() {
+  const char* env = std::getenv("FAKEQUANT_CUDA_GEMM");
+  if (env == nullptr || *env == '\0') return CudaGemmKernels::Wgmma;
+  const std::string v(env);
+  if (v == "dp4a") return CudaGemmKernels::Dp4a;
+  if (v == "mma") return CudaGemmKernels::Mma;
+  if (v == "wgmma") return CudaGemmKernels::Wgmma;
+  if (v == "wgmma128") return CudaGemmKernels::Wgmma128;
+  if (v == "wgmma256") return CudaGemmKernels::Wgmma256;
+  value_error("FAKEQUANT_CUDA_GEMM must be one of dp4a, mma, wgmma, wgmma128, wgmma256; got '" + v + "'");
+}
 
 // a [M, K] (uint8 or int8) and w [N, K] (int8) on one device; rows made K-contiguous.
 CudaInt8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::Tensor& a_rows, at::Tensor& w_rows) {
@@ -39,6 +54,7 @@ CudaInt8GemmParams gemm_operands(const at::Tensor& a, const at::Tensor& w, at::T
   p.M = a.size(0);
   p.N = w.size(0);
   p.K = a.size(1);
+  p.kernels = gemm_kernels_from_env();
   return p;
 }
 

@@ -56,6 +56,11 @@ struct CudaFusedObsParams {
   float* workspace = nullptr;          // fused_workspace_floats() floats
 };
 
+// The int8 GEMM kernels that may run (FAKEQUANT_CUDA_GEMM), each level allowing those below it:
+// dp4a (any GPU, any strides), mma (mma.sync, sm_80+), wgmma (sm_90a build on a 9.0 device, picked
+// over mma by shape); Wgmma128 / Wgmma256 force the wgmma kernel with that tile width where it runs.
+enum class CudaGemmKernels : int8_t { Dp4a, Mma, Wgmma, Wgmma128, Wgmma256 };
+
 // out[M, N] from acc = sum_k (a - a_zero_point) * (w - w_zero_point[j]) (a int8 or uint8, w int8,
 // rows K-contiguous), as the CPU int8 epilogue:
 //   Int32: acc
@@ -82,6 +87,7 @@ struct CudaInt8GemmParams {
   int32_t out_zero_point = 0, out_quant_min = 0, out_quant_max = 255;
   bool relu = false;
   int32_t* workspace = nullptr;  // int8_gemm_workspace_ints() ints: row sums for the zero-point correction
+  CudaGemmKernels kernels = CudaGemmKernels::Wgmma;
 };
 
 // Quantize (float -> uint8 / int8, the one quantize primitive) or dequantize (uint8 / int8 ->

@@ -47,31 +47,53 @@ __device__ __forceinline__ void store_mask_run(uint32_t* mask, int64_t first_wor
   if (lane % kLanesPerWord == 0 && w < nwords) mask[w] = word;
 }
 
-// Run u of this thread after its load: where its output goes and its first channel; runs that do
-// not take the 16-byte path (vec false) are walked element by element from their start instead.
+// How the kernel finds an element: kGeneral locates it in the strided layout; kFlat is one
+// unit-stride row (offset = element number) with no channel dim; kFlatChannel is a contiguous tensor
+// whose channel is (element / inner) % channels (the divisors in Channels).
+constexpr int kGeneral = 0, kFlat = 1, kFlatChannel = 2;
+
+struct Channels {
+  DivMod inner, count;
+  __device__ __forceinline__ int64_t of(int64_t lin) const {
+    uint64_t q, r, c;
+    inner.divmod(static_cast<uint64_t>(lin), q, r);
+    count.divmod(q, q, c);
+    return static_cast<int64_t>(c);
+  }
+};
+
+// Run u of this thread after its load: where its output goes, its first channel and whether all of
+// its V elements share it; runs that do not take the 16-byte path (vec false) are walked element by
+// element from their start instead.
 struct Run {
   int64_t out;
   int32_t ch;
-  bool vec;
+  bool vec, one_channel;
 };
 
-// Locates the run at element lin and, when it takes the 16-byte path, loads it into v. kFlat: the
-// space is one unit-stride row (offset = element number) with no channel dim.
-template <int V, bool kFlat, class S>
-__device__ __forceinline__ Run load_run(const Layout& l, int64_t lin, int ch_dim, const S* x, const S* y,
-                                        Vec16<S>& v) {
-  Run r{0, 0, false};
+// Locates the run at element lin and, when it takes the 16-byte path, loads it into v.
+template <int V, int kShape, class S>
+__device__ __forceinline__ Run load_run(const Layout& l, const Channels& chans, int64_t lin, int ch_dim, const S* x,
+                                        const S* y, Vec16<S>& v) {
+  Run r{0, 0, false, true};
   if (lin >= l.numel) return r;
-  if constexpr (kFlat) {
+  if constexpr (kShape != kGeneral) {
     r.out = lin;
     r.vec = lin + V <= l.numel && aligned16(x + lin) && aligned16(y + lin);
     if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + lin);
+    if constexpr (kShape == kFlatChannel) {
+      uint64_t q, col;
+      chans.inner.divmod(static_cast<uint64_t>(lin), q, col);
+      r.ch = static_cast<int32_t>(chans.of(lin));
+      r.one_channel = col + V <= chans.inner.d;
+    }
     return r;
   }
   const int last = l.ndim - 1;
   const Pos pos = locate(l, lin, ch_dim);
   r.out = pos.out;
   r.ch = static_cast<int32_t>(pos.ch);
+  r.one_channel = ch_dim != last;
   r.vec = l.in_stride[last] == 1 && l.out_stride[last] == 1 && pos.col + V <= l.size[last] &&
           aligned16(x + pos.in) && aligned16(y + pos.out);
   if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + pos.in);
@@ -82,8 +104,8 @@ __device__ __forceinline__ Run load_run(const Layout& l, int64_t lin, int ch_dim
 // kRuleChannelFloat), so that each kernel's inner loop has no branches on them.
 constexpr int kRuleTensor = 0, kRuleChannelInt = 1, kRuleChannelFloat = 2;
 
-template <DType T, int kRule, bool kFlat>
-__global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantParams p, Layout l) {
+template <DType T, int kRule, int kShape>
+__global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantParams p, Layout l, Channels chans) {
   using E = Elem<T>;
   using S = typename E::S;
   constexpr int V = Vec16<S>::kN;
@@ -92,14 +114,19 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
   const int lane = threadIdx.x & 31;
   const int64_t warp_base = ((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5) * (32 * V * kU);
   const int ch_dim = p.fq.ch_dim;
-  const bool vary = ch_dim == l.ndim - 1;  // channel changes with every element
   const bool on = p.enabled == nullptr || *p.enabled != 0;
   const S* x = static_cast<const S*>(p.fq.x);
   S* y = static_cast<S*>(p.fq.y);
   Run runs[kU];
   Vec16<S> xv[kU];
 #pragma unroll
-  for (int u = 0; u < kU; ++u) runs[u] = load_run<V, kFlat>(l, warp_base + (32 * u + lane) * V, ch_dim, x, y, xv[u]);
+  for (int u = 0; u < kU; ++u)
+    runs[u] = load_run<V, kShape>(l, chans, warp_base + (32 * u + lane) * V, ch_dim, x, y, xv[u]);
+  // The channel of element j of a run that spans channels (the innermost dim is the channel dim,
+  // or a contiguous tensor's channel ends inside the run).
+  const auto channel_at = [&](const Run& r, int64_t lin, int j) -> int64_t {
+    return kShape == kFlatChannel ? chans.of(lin + j) : r.ch + j;
+  };
   int64_t qc = -1;
   QParams q{};
 #pragma unroll
@@ -110,15 +137,20 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
       Vec16<S> yv;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        const int64_t c = runs[u].ch + (vary ? j : 0);
+        const int64_t c = runs[u].one_channel ? runs[u].ch : channel_at(runs[u], lin, j);
         if (c != qc) q = qparams_of(p, qc = c);
         yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
       }
       *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = yv;
     } else if (lin < l.numel) {
-      Pos pos = kFlat ? Pos{lin, lin, 0, lin} : locate(l, lin, ch_dim);
+      Pos pos = kShape != kGeneral ? Pos{lin, lin, 0, 0} : locate(l, lin, ch_dim);
       for (int j = 0; j < V && lin + j < l.numel; ++j) {
-        if (j > 0) step(l, lin + j, ch_dim, pos);
+        if constexpr (kShape == kGeneral) {
+          if (j > 0) step(l, lin + j, ch_dim, pos);
+        } else {
+          pos.in = pos.out = lin + j;
+        }
+        if constexpr (kShape == kFlatChannel) pos.ch = chans.of(lin + j);
         if (pos.ch != qc) q = qparams_of(p, qc = pos.ch);
         y[pos.out] = E::store(fake_quant_one(p, on, q, E::load(x[pos.in]), bits, j));
       }
@@ -130,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
   }
 }
 
-template <DType T, bool kFlat>
+template <DType T, bool kFlatRow>
 __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p, Layout l) {
   using E = Elem<T>;
   using S = typename E::S;
@@ -143,7 +175,8 @@ __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p
   Run runs[kU];
   Vec16<S> gv[kU];
 #pragma unroll
-  for (int u = 0; u < kU; ++u) runs[u] = load_run<V, kFlat>(l, warp_base + (32 * u + lane) * V, -1, dy, dx, gv[u]);
+  for (int u = 0; u < kU; ++u)
+    runs[u] = load_run<V, kFlatRow ? kFlat : kGeneral>(l, Channels{}, warp_base + (32 * u + lane) * V, -1, dy, dx, gv[u]);
 #pragma unroll
   for (int u = 0; u < kU; ++u) {
     const int64_t lin = warp_base + (32 * u + lane) * V;
@@ -157,7 +190,7 @@ __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p
       *reinterpret_cast<Vec16<S>*>(dx + runs[u].out) = ov;
       continue;
     }
-    Pos pos = kFlat ? Pos{lin, lin, 0, lin} : locate(l, lin, -1);
+    Pos pos = kFlatRow ? Pos{lin, lin, 0, lin} : locate(l, lin, -1);
     for (int j = 0; j < V && lin + j < l.numel; ++j) {
       if (j > 0) step(l, lin + j, -1, pos);
       dx[pos.out] = E::store(masked_grad(E::load(dy[pos.in]), (bits >> j) & 1u));
@@ -186,19 +219,45 @@ bool flat(const Strided& it, int ch_dim) {
   return it.ndim == 1 && it.in_stride[0] == 1 && it.out_stride[0] == 1 && ch_dim < 0;
 }
 
+// Whether input and output are both contiguous in `it`'s dim order; then `chans` divides element
+// numbers into channels (kFlatChannel kernels).
+bool flat_channels(const Strided& it, int ch_dim, cuda::Channels& chans) {
+  if (ch_dim < 0) return false;
+  int64_t stride = 1, inner = 1;
+  for (int d = it.ndim - 1; d >= 0; --d) {
+    if (it.size[d] != 1 && (it.in_stride[d] != stride || it.out_stride[d] != stride)) return false;
+    stride *= it.size[d];
+    if (d > ch_dim) inner *= it.size[d];
+  }
+  chans.inner = cuda::DivMod::of(static_cast<uint64_t>(inner > 0 ? inner : 1));
+  chans.count = cuda::DivMod::of(static_cast<uint64_t>(it.size[ch_dim] > 0 ? it.size[ch_dim] : 1));
+  return true;
+}
+
+template <DType T, int kRule>
+void launch_channel_rule(const CudaFakeQuantParams& p, const cuda::Layout& l, unsigned blocks, cudaStream_t stream) {
+  using cuda::fake_quant_kernel;
+  cuda::Channels chans;
+  if (flat_channels(p.fq.it, p.fq.ch_dim, chans)) {
+    fake_quant_kernel<T, kRule, cuda::kFlatChannel><<<blocks, kThreads, 0, stream>>>(p, l, chans);
+  } else {
+    fake_quant_kernel<T, kRule, cuda::kGeneral><<<blocks, kThreads, 0, stream>>>(p, l, chans);
+  }
+}
+
 template <DType T>
 void launch_fake_quant_as(const CudaFakeQuantParams& p, const cuda::Layout& l, unsigned blocks, cudaStream_t stream) {
   using cuda::fake_quant_kernel;
   if (p.fq.int64_cast) {
     if (p.fq.zp_mode == ZeroPointMode::AddThenRound) {
-      fake_quant_kernel<T, cuda::kRuleChannelFloat, false><<<blocks, kThreads, 0, stream>>>(p, l);
+      launch_channel_rule<T, cuda::kRuleChannelFloat>(p, l, blocks, stream);
     } else {
-      fake_quant_kernel<T, cuda::kRuleChannelInt, false><<<blocks, kThreads, 0, stream>>>(p, l);
+      launch_channel_rule<T, cuda::kRuleChannelInt>(p, l, blocks, stream);
     }
   } else if (flat(p.fq.it, p.fq.ch_dim)) {
-    fake_quant_kernel<T, cuda::kRuleTensor, true><<<blocks, kThreads, 0, stream>>>(p, l);
+    fake_quant_kernel<T, cuda::kRuleTensor, cuda::kFlat><<<blocks, kThreads, 0, stream>>>(p, l, cuda::Channels{});
   } else {
-    fake_quant_kernel<T, cuda::kRuleTensor, false><<<blocks, kThreads, 0, stream>>>(p, l);
+    fake_quant_kernel<T, cuda::kRuleTensor, cuda::kGeneral><<<blocks, kThreads, 0, stream>>>(p, l, cuda::Channels{});
   }
 }
 

@@ -1,14 +1,16 @@
-// int8_gemm.cu — CUDA int8 GEMM: tensor cores (mma.sync m16n8k32, cp.async multistage), dp4a fallback.
+// int8_gemm.cu — CUDA int8 GEMM: the kernel choice, tensor cores (mma.sync m16n8k32, cp.async multistage), dp4a fallback.
 //
-// out[M, N] = a[M, K] . w[N, K]^T. The tensor-core kernel (sm_80+) stages BM x 64 and BN x 64 byte
+// out[M, N] = a[M, K] . w[N, K]^T. On an sm_90a build and a 9.0 device, large problems go to the
+// wgmma kernel (int8_gemm_sm90.cu). The mma kernel (sm_80+) stages BM x 64 and BN x 64 byte
 // tiles of a and w in shared memory through a STAGES-deep cp.async pipeline (16-byte copies, zero
 // fill past M, N and K), reads fragments with ldmatrix from an XOR-swizzled layout (conflict free)
 // and accumulates in int32 with mma.sync m16n8k32 (u8 x s8 for uint8 activations, s8 x s8 for
-// int8). The dp4a kernel takes any strides and K, and older GPUs. Both end in the same epilogue
-// (requant.h): zero-point correction from row sums, then int32, uint8 or float output.
+// int8). The dp4a kernel takes any strides and K, and older GPUs. All end in the same epilogue
+// (gemm_epilogue.cuh): zero-point correction from row sums, then int32, uint8 or float output.
 #include "common.cuh"
+#include "gemm_epilogue.cuh"
+#include "int8_gemm_sm90.h"
 #include "launchers.h"
-#include "requant.h"
 
 namespace fakequant {
 namespace cuda {
@@ -31,31 +33,6 @@ __global__ void __launch_bounds__(kThreads) row_sums_kernel(CudaInt8GemmParams p
   for (int64_t k = lane; k < p.K; k += 32) s += sign ? static_cast<int32_t>(static_cast<int8_t>(row[k])) : row[k];
   s = warp_reduce(s, IntSum{});
   if (lane == 0) p.workspace[r] = s;
-}
-
-// Zero points to correct for: the row sums are then in the workspace.
-FQ_HD inline bool has_zero_points(const CudaInt8GemmParams& p) { return p.a_zero_point != 0 || p.w_zero_point; }
-
-// Writes element (r, c) of the output from its raw int32 product.
-__device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r, int64_t c, int32_t raw) {
-  if (r >= p.M || c >= p.N) return;
-  const int64_t o = r * p.ldo + c;
-  const int32_t acc = has_zero_points(p) ? zero_point_corrected(raw, p.workspace[r], p.workspace[p.M + c],
-                                                                p.a_zero_point, p.w_zero_point ? p.w_zero_point[c] : 0,
-                                                                p.K)
-                                         : raw;
-  if (p.out_kind == Epilogue::Int32) {
-    static_cast<int32_t*>(p.out)[o] = acc;
-    return;
-  }
-  const float sw = p.w_scale ? p.w_scale[c] : 1.f, b = p.bias ? p.bias[c] : 0.f;
-  if (p.out_kind == Epilogue::F32) {
-    static_cast<float*>(p.out)[o] = requantize_float(acc, p.a_scale, sw, b);
-  } else {
-    const int32_t lo = p.relu && p.out_zero_point > p.out_quant_min ? p.out_zero_point : p.out_quant_min;
-    static_cast<uint8_t*>(p.out)[o] =
-        requantize_channel(acc, p.a_scale, sw, b, p.out_scale, p.out_zero_point, lo, p.out_quant_max);
-  }
 }
 
 // ---- tensor-core kernel ----
@@ -291,8 +268,26 @@ int device_attribute(cudaDeviceAttr attr) {
 
 bool use_mma(const CudaInt8GemmParams& p) {
   const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
-  return device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8 && p.K % 16 == 0 && p.lda % 16 == 0 &&
-         p.ldw % 16 == 0 && aligned(p.a) && aligned(p.w);
+  return p.kernels != CudaGemmKernels::Dp4a && device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8 &&
+         p.K % 16 == 0 && p.lda % 16 == 0 && p.ldw % 16 == 0 && aligned(p.a) && aligned(p.w);
+}
+
+enum class Kernel { Dp4a, MmaSmall, MmaBig, Wgmma128, Wgmma256 };
+
+Kernel pick(const CudaInt8GemmParams& p) {
+  if (!use_mma(p)) return Kernel::Dp4a;
+  const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  if (p.kernels >= CudaGemmKernels::Wgmma && device_attribute(cudaDevAttrComputeCapabilityMajor) == 9 &&
+      device_attribute(cudaDevAttrComputeCapabilityMinor) == 0 && int8_gemm_sm90_built() &&
+      int8_gemm_sm90_fits(p)) {
+    if (p.kernels == CudaGemmKernels::Wgmma128) return Kernel::Wgmma128;
+    if (p.kernels == CudaGemmKernels::Wgmma256) return Kernel::Wgmma256;
+    if (ceil_div(p.M, 128) * ceil_div(p.N, 256) >= sms) return Kernel::Wgmma256;
+    if (2 * ceil_div(p.M, 128) * ceil_div(p.N, 128) >= sms) return Kernel::Wgmma128;
+  }
+  // Big tiles when they still give every SM a CTA; small tiles for skinny problems. (Measured on an
+  // H200: 128 x 256 x 128-byte tiles with 64 x 64 warp tiles, one CTA per SM, ran 0.56x as fast.)
+  return ceil_div(p.M, BigTile::BM) * ceil_div(p.N, BigTile::BN) >= sms ? Kernel::MmaBig : Kernel::MmaSmall;
 }
 
 template <class Cfg, bool kUnsignedA>
@@ -307,16 +302,18 @@ cudaError_t launch_mma(const CudaInt8GemmParams& p, cudaStream_t stream) {
 
 template <bool kUnsignedA>
 cudaError_t launch_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
-  if (!use_mma(p)) {
-    const dim3 grid(static_cast<unsigned>(ceil_div(p.M, kDpTile)), static_cast<unsigned>(ceil_div(p.N, kDpTile)));
-    dp4a_gemm_kernel<kUnsignedA><<<grid, kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
+  switch (pick(p)) {
+    case Kernel::Wgmma256:
+      return launch_int8_gemm_sm90(p, 256, device_attribute(cudaDevAttrMultiProcessorCount), stream);
+    case Kernel::Wgmma128:
+      return launch_int8_gemm_sm90(p, 128, device_attribute(cudaDevAttrMultiProcessorCount), stream);
+    case Kernel::MmaBig: return launch_mma<BigTile, kUnsignedA>(p, stream);
+    case Kernel::MmaSmall: return launch_mma<SmallTile, kUnsignedA>(p, stream);
+    case Kernel::Dp4a: break;
   }
-  // Big tiles when they still give every SM a CTA; small tiles for skinny problems. (Measured on an
-  // H200: 128 x 256 x 128-byte tiles with 64 x 64 warp tiles, one CTA per SM, ran 0.56x as fast.)
-  const int64_t big_ctas = ceil_div(p.M, BigTile::BM) * ceil_div(p.N, BigTile::BN);
-  if (big_ctas >= device_attribute(cudaDevAttrMultiProcessorCount)) return launch_mma<BigTile, kUnsignedA>(p, stream);
-  return launch_mma<SmallTile, kUnsignedA>(p, stream);
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.M, kDpTile)), static_cast<unsigned>(ceil_div(p.N, kDpTile)));
+  dp4a_gemm_kernel<kUnsignedA><<<grid, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
 }
 
 }  // namespace
@@ -324,7 +321,16 @@ cudaError_t launch_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
 
 int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p) { return cuda::has_zero_points(p) ? p.M + p.N : 0; }
 
-const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p) { return cuda::use_mma(p) ? "mma" : "dp4a"; }
+const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p) {
+  switch (cuda::pick(p)) {
+    case cuda::Kernel::Wgmma256: return "wgmma256";
+    case cuda::Kernel::Wgmma128: return "wgmma128";
+    case cuda::Kernel::MmaBig:
+    case cuda::Kernel::MmaSmall: return "mma";
+    case cuda::Kernel::Dp4a: break;
+  }
+  return "dp4a";
+}
 
 cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
   if (p.M <= 0 || p.N <= 0) return cudaSuccess;

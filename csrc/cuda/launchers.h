@@ -25,11 +25,12 @@ cudaError_t launch_lsq_backward(const CudaLsqGradParams& p, cudaStream_t stream)
 int64_t fused_workspace_floats(const Strided& it, int64_t channels);
 cudaError_t launch_fused_observe(const CudaFusedObsParams& p, cudaStream_t stream);
 
-// int8_gemm.cu: tensor cores (mma.sync m16n8k32, sm_80+) where the operands allow 16-byte copies,
-// a dp4a kernel otherwise and on older GPUs.
+// int8_gemm.cu: wgmma (sm_90a builds on 9.0 devices) or mma.sync (sm_80+) tensor cores where the
+// operands allow 16-byte copies, a dp4a kernel otherwise and on older GPUs; p.kernels caps the choice.
 int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p);
 cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream);
-// Which kernel launch_int8_gemm would pick for p on the current device ("mma" or "dp4a").
+// Which kernel launch_int8_gemm would pick for p on the current device ("wgmma256", "wgmma128",
+// "mma" or "dp4a").
 const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p);
 
 // qops.cu: the int8 modules' elementwise pieces and depthwise conv.

@@ -1,0 +1,18 @@
+// int8_gemm_sm90.h — the Hopper (wgmma) int8 GEMM that launch_int8_gemm picks on sm_90a builds.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "cuda_params.h"
+
+namespace fakequant {
+
+// Whether this build holds the sm_90a kernel (FAKEQUANT_SM90A) and the driver encodes tensor maps.
+bool int8_gemm_sm90_built();
+// Whether p's operands meet TMA's rules (16-byte aligned bases and row strides, K > 0).
+bool int8_gemm_sm90_fits(const CudaInt8GemmParams& p);
+// The kernel with 128 x bn tiles (bn 128 or 256) on at most `sms` persistent CTAs; p's workspace
+// already holds the row sums when p has zero points.
+cudaError_t launch_int8_gemm_sm90(const CudaInt8GemmParams& p, int bn, int sms, cudaStream_t stream);
+
+}  // namespace fakequant
