@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 LOG="${1:?usage: .ci/gpu_check.sh LOGDIR}"
 mkdir -p "$LOG"
 PY="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1 HYPOTHESIS_PROFILE=ci MAX_JOBS="${MAX_JOBS:-16}"
+export PYTHONUNBUFFERED=1 HYPOTHESIS_PROFILE=ci MAX_JOBS="${MAX_JOBS:-16}" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')}"
 nvidia-smi -L | tee "$LOG/device.txt"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$LOG/device.txt"
@@ -31,7 +31,7 @@ timeout "${TEST_LIMIT:-240}" "$PY" -m pytest -q -p no:cacheprovider --tb=short -
 status=$?
 echo "tests: ${SECONDS}s, exit $status"; tail -25 "$LOG/tests.log"
 SECONDS=0
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "${BENCH_LIMIT:-150}" "$PY" benchmarks/cuda_bench.py > "$LOG/bench.log" 2>&1
+timeout "${BENCH_LIMIT:-150}" "$PY" benchmarks/cuda_bench.py > "$LOG/bench.log" 2>&1
 echo "bench: ${SECONDS}s, exit $?"; cat "$LOG/bench.log"
 SECONDS=0
 timeout "${SANITIZE_LIMIT:-150}" .ci/cuda_sanitize.sh > "$LOG/sanitize.log" 2>&1

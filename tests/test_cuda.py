@@ -268,6 +268,17 @@ def test_cuda_runs_on_the_current_stream_and_in_graphs():
     x.copy_(torch.randn_like(x))
     graph.replay()
     exact(out, torch.fake_quantize_per_tensor_affine(x, 0.1, 3, 0, 255))
+    # Per channel with int32 zero points: the eager call checks their range on the host (as torch does);
+    # inside a capture it skips that synchronisation.
+    s, z = torch.rand(130, device="cuda") * 0.1 + 0.01, torch.randint(0, 256, (130,), device="cuda", dtype=torch.int32)
+    with pytest.raises(ValueError, match="zero_point"):
+        fakequant.fake_quantize_per_channel_affine(x, s, z + 300, 1, 0, 255)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fakequant.fake_quantize_per_channel_affine(x, s, z, 1, 0, 255)
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    exact(out, torch.fake_quantize_per_channel_affine(x, s, z, 1, 0, 255))
 
 
 # ---- learnable (LSQ) ----

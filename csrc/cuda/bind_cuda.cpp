@@ -76,7 +76,11 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
   check_cuda(x, "input");
   const c10::cuda::CUDAGuard guard(x.device());
   const bool int_zp = zero_point.scalar_type() == at::kInt;
-  if (int_zp && zero_point.numel() > 0) {  // torch checks the range too (one synchronisation)
+  // torch checks the range too (one synchronisation); not while a CUDA graph is being captured, where
+  // a synchronisation is not allowed (the kernel then clamps as it always does).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream(), &capture) != cudaSuccess) capture = cudaStreamCaptureStatusNone;
+  if (int_zp && zero_point.numel() > 0 && capture == cudaStreamCaptureStatusNone) {
     const auto [lo, hi] = at::aminmax(zero_point);
     check_zero_point_in_range(lo.item<int64_t>(), qmin, qmax, "zero_point");
     check_zero_point_in_range(hi.item<int64_t>(), qmin, qmax, "zero_point");
