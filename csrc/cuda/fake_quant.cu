@@ -135,11 +135,17 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
     uint32_t bits = 0;
     if (runs[u].vec) {
       Vec16<S> yv;
+      if (runs[u].one_channel) {  // the common case: one channel's qparams, no branch per element
+        if (runs[u].ch != qc) q = qparams_of(p, qc = runs[u].ch);
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const int64_t c = runs[u].one_channel ? runs[u].ch : channel_at(runs[u], lin, j);
-        if (c != qc) q = qparams_of(p, qc = c);
-        yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
+        for (int j = 0; j < V; ++j) yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const int64_t c = channel_at(runs[u], lin, j);
+          if (c != qc) q = qparams_of(p, qc = c);
+          yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
+        }
       }
       *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = yv;
     } else if (lin < l.numel) {

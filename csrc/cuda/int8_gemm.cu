@@ -282,8 +282,9 @@ Kernel pick(const CudaInt8GemmParams& p) {
       int8_gemm_sm90_fits(p)) {
     if (p.kernels == CudaGemmKernels::Wgmma128) return Kernel::Wgmma128;
     if (p.kernels == CudaGemmKernels::Wgmma256) return Kernel::Wgmma256;
-    if (ceil_div(p.M, 128) * ceil_div(p.N, 256) >= sms) return Kernel::Wgmma256;
-    if (2 * ceil_div(p.M, 128) * ceil_div(p.N, 128) >= sms) return Kernel::Wgmma128;
+    // Measured on an H200: the persistent 128 x 128 kernel beats mma.sync once every SM gets about
+    // four tiles (1.66x on 4096^3); at one to two tiles per SM the last partial round costs more.
+    if (ceil_div(p.M, 128) * ceil_div(p.N, 128) >= 4 * sms) return Kernel::Wgmma128;
   }
   // Big tiles when they still give every SM a CTA; small tiles for skinny problems. (Measured on an
   // H200: 128 x 256 x 128-byte tiles with 64 x 64 warp tiles, one CTA per SM, ran 0.56x as fast.)
