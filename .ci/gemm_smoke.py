@@ -12,7 +12,7 @@ SHAPES = [(128, 256, 128), (200, 300, 1000), (1600, 1630, 96), (4096, 4096, 4096
 
 def main():
     failed = 0
-    for setting in ["mma", "wgmma128", "wgmma256", "wgmma"]:
+    for setting in ["mma", "wgmma_only", "wgmma"]:
         os.environ["FAKEQUANT_CUDA_GEMM"] = setting
         for m, n, k in SHAPES:
             a = torch.randint(-128, 128, (m, k), device="cuda", dtype=torch.int32).to(torch.int8)

@@ -183,16 +183,16 @@ def gemm_rows(iters):
 
 def gemm_kernel_rows(iters):
     """int8_mm under each FAKEQUANT_CUDA_GEMM setting: the data behind the kernel choice."""
-    settings = ["mma", "wgmma128", "wgmma256"]
+    settings = {"mma": "mma", "wgmma_only": "wgmma"}  # setting -> the kernel it must run
     rows = []
     for name, m, n, k in GEMM_SHAPES:
         a8 = torch.randint(-128, 128, (m, k), device="cuda", dtype=torch.int32).to(torch.int8)
         w = torch.randint(-128, 128, (n, k), device="cuda", dtype=torch.int32).to(torch.int8)
         row = [name, f"{m}x{n}x{k}", _C.cuda_int8_mm_kernel(a8, w)]
-        for setting in settings:
+        for setting, kernel in settings.items():
             os.environ["FAKEQUANT_CUDA_GEMM"] = setting
             try:
-                if _C.cuda_int8_mm_kernel(a8, w) != setting:
+                if _C.cuda_int8_mm_kernel(a8, w) != kernel:
                     row.append("n/a")
                     continue
                 ms = timed(lambda: _C.cuda_int8_mm(a8, w), iters)
@@ -201,7 +201,7 @@ def gemm_kernel_rows(iters):
                 del os.environ["FAKEQUANT_CUDA_GEMM"]
         rows.append(row)
     table("int8 GEMM kernels, TOPS of int8_mm under each FAKEQUANT_CUDA_GEMM setting",
-          ["shape", "MxNxK", "default pick"] + settings, rows)
+          ["shape", "MxNxK", "default pick"] + list(settings), rows)
 
 
 CONV_CASES = [  # (name, batch, cin, cout, kernel, stride, groups, hw)

@@ -461,7 +461,7 @@ def int8_operands(m, n, k, a_dtype, seed):
 
 
 # FAKEQUANT_CUDA_GEMM settings: every kernel (wgmma runs only on a 9.0 device).
-GEMM_KERNELS = ["wgmma", "wgmma128", "wgmma256", "mma", "dp4a"]
+GEMM_KERNELS = ["wgmma", "wgmma_only", "mma", "dp4a"]
 
 
 def expected_kernel(setting, k):
@@ -469,8 +469,8 @@ def expected_kernel(setting, k):
     major, minor = torch.cuda.get_device_capability()
     if setting == "dp4a" or k % 16 or major < 8:
         return "dp4a"
-    if setting in ("wgmma128", "wgmma256") and (major, minor) == (9, 0):
-        return setting  # a 9.0 device must have the sm_90a build
+    if setting == "wgmma_only" and (major, minor) == (9, 0):
+        return "wgmma"  # a 9.0 device must have the sm_90a build
     return "mma" if setting == "mma" else None  # wgmma: chosen by shape
 
 
@@ -495,7 +495,7 @@ def test_int8_mm_exact(a_dtype, shape, kernels, monkeypatch):
 def test_int8_mm_large_shapes_pick_wgmma_on_hopper():
     a, w = int8_operands(4096, 4096, 512, torch.int8, 1)
     kernel = _C.cuda_int8_mm_kernel(a.cuda(), w.cuda())
-    assert kernel == ("wgmma128" if torch.cuda.get_device_capability() == (9, 0) else "mma")
+    assert kernel == ("wgmma" if torch.cuda.get_device_capability() == (9, 0) else "mma")
     exact(_C.cuda_int8_mm(a.cuda(), w.cuda()).cpu(), int_product(a, w))
 
 

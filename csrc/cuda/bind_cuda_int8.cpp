@@ -20,7 +20,7 @@ namespace fakequant {
 namespace {
 
 // The GEMM kernels FAKEQUANT_CUDA_GEMM allows (read on every call, like FAKEQUANT_ISA): dp4a, mma,
-// wgmma (the default: picked by shape), or wgmma128 / wgmma256 to force that tile.
+// wgmma (the default: picked by shape), or wgmma_only (wgmma wherever it can run).
 CudaGemmKernels gemm_kernels_from_env() {
   const char* env = std::getenv("FAKEQUANT_CUDA_GEMM");
   if (env == nullptr || *env == '\0') return CudaGemmKernels::Wgmma;
@@ -28,9 +28,8 @@ CudaGemmKernels gemm_kernels_from_env() {
   if (v == "dp4a") return CudaGemmKernels::Dp4a;
   if (v == "mma") return CudaGemmKernels::Mma;
   if (v == "wgmma") return CudaGemmKernels::Wgmma;
-  if (v == "wgmma128") return CudaGemmKernels::Wgmma128;
-  if (v == "wgmma256") return CudaGemmKernels::Wgmma256;
-  value_error("FAKEQUANT_CUDA_GEMM must be one of dp4a, mma, wgmma, wgmma128, wgmma256; got '" + v + "'");
+  if (v == "wgmma_only") return CudaGemmKernels::WgmmaOnly;
+  value_error("FAKEQUANT_CUDA_GEMM must be one of dp4a, mma, wgmma, wgmma_only; got '" + v + "'");
 }
 
 // a [M, K] (uint8 or int8) and w [N, K] (int8) on one device; rows made K-contiguous.

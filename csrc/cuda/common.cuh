@@ -35,12 +35,21 @@ template <> struct Elem<DType::F16> {
   using C = float;
   __device__ static float load(S v) { return __half2float(__ushort_as_half(v)); }
   __device__ static S store(float v) { return __half_as_ushort(__float2half_rn(v)); }
+  // Two stores in one conversion instruction (the same rounding): a in the low half.
+  __device__ static uint32_t store2(float a, float b) {
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
 };
 template <> struct Elem<DType::BF16> {
   using S = uint16_t;
   using C = float;
   __device__ static float load(S v) { return __bfloat162float(__ushort_as_bfloat16(v)); }
   __device__ static S store(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+  __device__ static uint32_t store2(float a, float b) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
 };
 
 template <class S>
@@ -48,6 +57,21 @@ struct alignas(16) Vec16 {
   static constexpr int kN = 16 / sizeof(S);
   S v[kN];
 };
+
+// A 16-byte vector of E's storage type from V computed values (pairwise conversions for 16-bit types).
+template <class E, int V, class C>
+__device__ __forceinline__ Vec16<typename E::S> store_vec(const C (&y)[V]) {
+  Vec16<typename E::S> out;
+  if constexpr (sizeof(typename E::S) == 2) {
+    uint32_t* words = reinterpret_cast<uint32_t*>(out.v);
+#pragma unroll
+    for (int j = 0; j < V; j += 2) words[j / 2] = E::store2(y[j], y[j + 1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) out.v[j] = E::store(y[j]);
+  }
+  return out;
+}
 
 __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
@@ -64,6 +88,19 @@ struct DivMod {
       r -= d;
     }
   }
+};
+
+// n / d for n, d < 2^31 with one high multiply (Granlund-Montgomery): shift = ceil(log2 d) and
+// m = 2^32 (2^shift - d) / d + 1 give n / d = (umulhi(n, m) + n) >> shift without overflow.
+struct DivMod32 {
+  uint32_t d = 1, m = 1, shift = 0;
+  static DivMod32 of(uint32_t d) {
+    uint32_t shift = 0;
+    while ((uint64_t{1} << shift) < d) ++shift;
+    const uint32_t m = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+    return {d, m, shift};
+  }
+  __device__ __forceinline__ uint32_t div(uint32_t n) const { return (__umulhi(n, m) + n) >> shift; }
 };
 
 // A Strided iteration space with divisors for turning element numbers into offsets.

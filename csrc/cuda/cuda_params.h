@@ -58,8 +58,8 @@ struct CudaFusedObsParams {
 
 // The int8 GEMM kernels that may run (FAKEQUANT_CUDA_GEMM), each level allowing those below it:
 // dp4a (any GPU, any strides), mma (mma.sync, sm_80+), wgmma (sm_90a build on a 9.0 device, picked
-// over mma by shape); Wgmma128 / Wgmma256 force the wgmma kernel with that tile width where it runs.
-enum class CudaGemmKernels : int8_t { Dp4a, Mma, Wgmma, Wgmma128, Wgmma256 };
+// over mma by shape); WgmmaOnly takes wgmma wherever it can run, whatever the shape.
+enum class CudaGemmKernels : int8_t { Dp4a, Mma, Wgmma, WgmmaOnly };
 
 // out[M, N] from acc = sum_k (a - a_zero_point) * (w - w_zero_point[j]) (a int8 or uint8, w int8,
 // rows K-contiguous), as the CPU int8 epilogue:

@@ -49,16 +49,14 @@ __device__ __forceinline__ void store_mask_run(uint32_t* mask, int64_t first_wor
 
 // How the kernel finds an element: kGeneral locates it in the strided layout; kFlat is one
 // unit-stride row (offset = element number) with no channel dim; kFlatChannel is a contiguous tensor
-// whose channel is (element / inner) % channels (the divisors in Channels).
+// below 2^31 elements whose channel is (element / inner) % channels (the divisors in Channels).
 constexpr int kGeneral = 0, kFlat = 1, kFlatChannel = 2;
 
 struct Channels {
-  DivMod inner, count;
+  DivMod32 inner, count;  // kFlatChannel needs numel < 2^31
   __device__ __forceinline__ int64_t of(int64_t lin) const {
-    uint64_t q, r, c;
-    inner.divmod(static_cast<uint64_t>(lin), q, r);
-    count.divmod(q, q, c);
-    return static_cast<int64_t>(c);
+    const uint32_t q = inner.div(static_cast<uint32_t>(lin));
+    return q - count.div(q) * count.d;
   }
 };
 
@@ -82,9 +80,9 @@ __device__ __forceinline__ Run load_run(const Layout& l, const Channels& chans, 
     r.vec = lin + V <= l.numel && aligned16(x + lin) && aligned16(y + lin);
     if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + lin);
     if constexpr (kShape == kFlatChannel) {
-      uint64_t q, col;
-      chans.inner.divmod(static_cast<uint64_t>(lin), q, col);
-      r.ch = static_cast<int32_t>(chans.of(lin));
+      const uint32_t q = chans.inner.div(static_cast<uint32_t>(lin));
+      const uint32_t col = static_cast<uint32_t>(lin) - q * chans.inner.d;
+      r.ch = static_cast<int32_t>(q - chans.count.div(q) * chans.count.d);
       r.one_channel = col + V <= chans.inner.d;
     }
     return r;
@@ -134,20 +132,20 @@ __global__ void __launch_bounds__(kThreads, 3) fake_quant_kernel(CudaFakeQuantPa
     const int64_t lin = warp_base + (32 * u + lane) * V;
     uint32_t bits = 0;
     if (runs[u].vec) {
-      Vec16<S> yv;
+      typename E::C yj[V];
       if (runs[u].one_channel) {  // the common case: one channel's qparams, no branch per element
         if (runs[u].ch != qc) q = qparams_of(p, qc = runs[u].ch);
 #pragma unroll
-        for (int j = 0; j < V; ++j) yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
+        for (int j = 0; j < V; ++j) yj[j] = fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j);
       } else {
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const int64_t c = channel_at(runs[u], lin, j);
           if (c != qc) q = qparams_of(p, qc = c);
-          yv.v[j] = E::store(fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j));
+          yj[j] = fake_quant_one(p, on, q, E::load(xv[u].v[j]), bits, j);
         }
       }
-      *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = yv;
+      *reinterpret_cast<Vec16<S>*>(y + runs[u].out) = store_vec<E>(yj);
     } else if (lin < l.numel) {
       Pos pos = kShape != kGeneral ? Pos{lin, lin, 0, 0} : locate(l, lin, ch_dim);
       for (int j = 0; j < V && lin + j < l.numel; ++j) {
@@ -190,10 +188,10 @@ __global__ void __launch_bounds__(kThreads, 4) mask_grad_kernel(MaskGradParams p
     // lin is a multiple of V and V divides 32: the run's bits sit in one word.
     const uint32_t bits = mask[lin >> 5] >> (lin & 31);
     if (runs[u].vec) {
-      Vec16<S> ov;
+      typename E::C gj[V];
 #pragma unroll
-      for (int j = 0; j < V; ++j) ov.v[j] = E::store(masked_grad(E::load(gv[u].v[j]), (bits >> j) & 1u));
-      *reinterpret_cast<Vec16<S>*>(dx + runs[u].out) = ov;
+      for (int j = 0; j < V; ++j) gj[j] = masked_grad(E::load(gv[u].v[j]), (bits >> j) & 1u);
+      *reinterpret_cast<Vec16<S>*>(dx + runs[u].out) = store_vec<E>(gj);
       continue;
     }
     Pos pos = kFlatRow ? Pos{lin, lin, 0, lin} : locate(l, lin, -1);
@@ -235,8 +233,9 @@ bool flat_channels(const Strided& it, int ch_dim, cuda::Channels& chans) {
     stride *= it.size[d];
     if (d > ch_dim) inner *= it.size[d];
   }
-  chans.inner = cuda::DivMod::of(static_cast<uint64_t>(inner > 0 ? inner : 1));
-  chans.count = cuda::DivMod::of(static_cast<uint64_t>(it.size[ch_dim] > 0 ? it.size[ch_dim] : 1));
+  if (stride >= (int64_t{1} << 31)) return false;  // the 32-bit divisions
+  chans.inner = cuda::DivMod32::of(static_cast<uint32_t>(inner > 0 ? inner : 1));
+  chans.count = cuda::DivMod32::of(static_cast<uint32_t>(it.size[ch_dim] > 0 ? it.size[ch_dim] : 1));
   return true;
 }
 

@@ -11,8 +11,7 @@ namespace fakequant {
 bool int8_gemm_sm90_built();
 // Whether p's operands meet TMA's rules (16-byte aligned bases and row strides, K > 0).
 bool int8_gemm_sm90_fits(const CudaInt8GemmParams& p);
-// The kernel with 128 x bn tiles (bn 128 or 256) on at most `sms` persistent CTAs; p's workspace
-// already holds the row sums when p has zero points.
-cudaError_t launch_int8_gemm_sm90(const CudaInt8GemmParams& p, int bn, int sms, cudaStream_t stream);
+// The kernel on at most `sms` persistent CTAs; p's workspace already holds what the epilogue reads.
+cudaError_t launch_int8_gemm_sm90(const CudaInt8GemmParams& p, int sms, cudaStream_t stream);
 
 }  // namespace fakequant

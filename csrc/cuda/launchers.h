@@ -29,8 +29,7 @@ cudaError_t launch_fused_observe(const CudaFusedObsParams& p, cudaStream_t strea
 // operands allow 16-byte copies, a dp4a kernel otherwise and on older GPUs; p.kernels caps the choice.
 int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p);
 cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream);
-// Which kernel launch_int8_gemm would pick for p on the current device ("wgmma256", "wgmma128",
-// "mma" or "dp4a").
+// Which kernel launch_int8_gemm would pick for p on the current device ("wgmma", "mma" or "dp4a").
 const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p);
 
 // qops.cu: the int8 modules' elementwise pieces and depthwise conv.
