@@ -10,12 +10,6 @@ namespace cuda {
 // Zero points to correct for: the row sums are then in the workspace.
 FQ_HD inline bool has_zero_points(const CudaInt8GemmParams& p) { return p.a_zero_point != 0 || p.w_zero_point; }
 
-// The workspace (int8_gemm_workspace_ints ints): row sums of a and w (M + N ints) when there are zero
-// points, then for uint8 outputs each column's requantization factors (bias_div, mult) as float pairs,
-// all written by epilogue_prep_kernel before the GEMM.
-FQ_HD inline int64_t factors_offset(const CudaInt8GemmParams& p) { return has_zero_points(p) ? p.M + p.N : 0; }
-FQ_HD inline bool has_factors(const CudaInt8GemmParams& p) { return p.out_kind == Epilogue::U8; }
-
 // Writes element (r, c) of the output from its raw int32 product (nothing outside M x N).
 __device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r, int64_t c, int32_t raw) {
   if (r >= p.M || c >= p.N) return;
@@ -28,13 +22,13 @@ __device__ __forceinline__ void store_out(const CudaInt8GemmParams& p, int64_t r
     static_cast<int32_t*>(p.out)[o] = acc;
     return;
   }
+  const float sw = p.w_scale ? p.w_scale[c] : 1.f, b = p.bias ? p.bias[c] : 0.f;
   if (p.out_kind == Epilogue::F32) {
-    const float sw = p.w_scale ? p.w_scale[c] : 1.f, b = p.bias ? p.bias[c] : 0.f;
     static_cast<float*>(p.out)[o] = requantize_float(acc, p.a_scale, sw, b);
   } else {
-    const float2 f = reinterpret_cast<const float2*>(p.workspace + factors_offset(p))[c];
     const int32_t lo = p.relu && p.out_zero_point > p.out_quant_min ? p.out_zero_point : p.out_quant_min;
-    static_cast<uint8_t*>(p.out)[o] = requant_u8(acc, f.x, f.y, p.out_zero_point, lo, p.out_quant_max);
+    static_cast<uint8_t*>(p.out)[o] =
+        requantize_channel(acc, p.a_scale, sw, b, p.out_scale, p.out_zero_point, lo, p.out_quant_max);
   }
 }
 

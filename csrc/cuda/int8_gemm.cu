@@ -7,8 +7,6 @@
 // and accumulates in int32 with mma.sync m16n8k32 (u8 x s8 for uint8 activations, s8 x s8 for
 // int8). The dp4a kernel takes any strides and K, and older GPUs. All end in the same epilogue
 // (gemm_epilogue.cuh): zero-point correction from row sums, then int32, uint8 or float output.
-#include <algorithm>
-
 #include "common.cuh"
 #include "gemm_epilogue.cuh"
 #include "int8_gemm_sm90.h"
@@ -22,19 +20,11 @@ struct IntSum {
   __device__ int32_t operator()(int32_t a, int32_t b) const { return a + b; }
 };
 
-// What the epilogue reads from the workspace (gemm_epilogue.cuh): with zero points, warp r sums row r
-// of a (r < M) or of w (into workspace[r]); for uint8 outputs, thread c writes column c's
-// requantization factors (computed once here, not per output element).
-__global__ void __launch_bounds__(kThreads) epilogue_prep_kernel(CudaInt8GemmParams p) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (has_factors(p) && i < p.N) {
-    const RequantScales f = requant_scales(p.a_scale, p.w_scale ? p.w_scale[i] : 1.f, p.bias ? p.bias[i] : 0.f,
-                                           p.out_scale);
-    reinterpret_cast<float2*>(p.workspace + factors_offset(p))[i] = make_float2(f.bias_div, f.mult);
-  }
-  const int64_t r = i / 32;
+// One warp per row: sums of a's rows, then of w's rows, into workspace[0 .. M + N).
+__global__ void __launch_bounds__(kThreads) row_sums_kernel(CudaInt8GemmParams p) {
+  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
-  if (!has_zero_points(p) || r >= p.M + p.N) return;  // whole warps leave together
+  if (r >= p.M + p.N) return;  // whole warps leave together
   const bool is_a = r < p.M;
   const uint8_t* row = is_a ? static_cast<const uint8_t*>(p.a) + r * p.lda
                             : reinterpret_cast<const uint8_t*>(p.w) + (r - p.M) * p.ldw;
@@ -326,9 +316,7 @@ cudaError_t launch_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
 }  // namespace
 }  // namespace cuda
 
-int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p) {
-  return cuda::factors_offset(p) + (cuda::has_factors(p) ? 2 * p.N : 0);
-}
+int64_t int8_gemm_workspace_ints(const CudaInt8GemmParams& p) { return cuda::has_zero_points(p) ? p.M + p.N : 0; }
 
 const char* int8_gemm_kernel_name(const CudaInt8GemmParams& p) {
   switch (cuda::pick(p)) {
@@ -345,10 +333,9 @@ cudaError_t launch_int8_gemm(const CudaInt8GemmParams& p, cudaStream_t stream) {
   // Grid limits: y (N tiles) at most 65535, x (M tiles) at most 2^31 - 1.
   if (cuda::ceil_div(p.N, cuda::kDpTile) > 65535 || cuda::ceil_div(p.M, cuda::kDpTile) > cuda::kMaxBlocks)
     return cudaErrorInvalidValue;
-  if (cuda::has_zero_points(p) || cuda::has_factors(p)) {
-    const int64_t threads = std::max(cuda::has_zero_points(p) ? (p.M + p.N) * 32 : 0, p.N);
-    const int64_t blocks = cuda::ceil_div(threads, cuda::kThreads);
-    cuda::epilogue_prep_kernel<<<static_cast<unsigned>(blocks), cuda::kThreads, 0, stream>>>(p);
+  if (cuda::has_zero_points(p)) {
+    const int64_t blocks = cuda::ceil_div((p.M + p.N) * 32, cuda::kThreads);
+    cuda::row_sums_kernel<<<static_cast<unsigned>(blocks), cuda::kThreads, 0, stream>>>(p);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
