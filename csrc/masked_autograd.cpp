@@ -31,6 +31,18 @@ struct MaskedFakeQuantBackward : public torch::autograd::Node {
   }
 };
 
+// std = sqrt(running_var + eps) with torch's values: the add in float here (torch rounds eps to float and adds,
+// exactly this), then torch's sqrt in place (see cpu/bn_fold.h): one dispatcher op instead of two.
+at::Tensor bn_std(const at::Tensor& running_var, double eps) {
+  const at::Tensor var = running_var.contiguous();
+  at::Tensor std_dev = at::empty_like(var);
+  const float e = static_cast<float>(eps);
+  const float* v = var.data_ptr<float>();
+  float* s = std_dev.data_ptr<float>();
+  for (int64_t c = 0; c < var.numel(); ++c) s[c] = v[c] + e;
+  return std_dev.sqrt_();
+}
+
 // BnFoldParams over per-channel sf / std (float32, contiguous) for a weight of `row` elements per channel.
 BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_t row = 0) {
   BnFoldParams p;
@@ -77,7 +89,7 @@ struct BnFoldedWeight : public torch::autograd::Node {
       const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
       const std::function<FqResult(const at::Tensor&, bool)>& fq, bool need_mask) {
     const at::Tensor w = weight.contiguous(), gm = gamma.contiguous();
-    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();
+    const at::Tensor std_dev = bn_std(running_var, eps);
     at::Tensor sf = at::empty_like(std_dev), u = at::empty_like(w);
     BnFoldParams p = params(w, sf, std_dev);
     p.gamma = gm.data_ptr<float>();
@@ -127,7 +139,7 @@ struct BnFoldedBias : public torch::autograd::Node {
       const at::Tensor& running_var, const at::Tensor& bias, double eps) {
     const at::Tensor gm = gamma.contiguous(), be = beta.contiguous(), mean = running_mean.contiguous();
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
-    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();  // torch's sqrt (see cpu/bn_fold.h)
+    const at::Tensor std_dev = bn_std(running_var, eps);
     at::Tensor sf = at::empty_like(std_dev), out = at::empty_like(std_dev);
     BnFoldParams p = fold_params(sf, std_dev);
     p.gamma = gm.data_ptr<float>();
