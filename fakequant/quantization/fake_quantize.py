@@ -167,10 +167,7 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         """self(torch.relu(x)) with the ReLU inside the fused kernel (same output, buffers and gradient)."""
         if not self._runs_fused(x):
             return super().forward_relu(x)
-        args = self._fused_args()
-        if not int(args[1]):  # the kernel takes the ReLU only with fake quant on
-            return _ops.fused_obs_node(torch.relu(x), *args)
-        return _ops.fused_obs_node(x, *args, True)
+        return _ops.fused_moving_avg_obs_fake_quant_relu(x, *self._fused_args())
 
     def extra_repr(self):
         return super().extra_repr() + f", reduce_range={self.activation_post_process.reduce_range}"
