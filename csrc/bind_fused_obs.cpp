@@ -50,6 +50,14 @@ void channel_minmax(const at::Tensor& x, int64_t axis, std::vector<float>& mn, s
   }
 }
 
+// observer_on / fake_quant_on: a CPU long (the fused module's buffers) or uint8 flag is read in place, with no
+// dispatcher call (this runs for every fake-quant module on every step); other flags go through item().
+bool flag_on(const at::Tensor& t) {
+  if (t.is_cpu() && t.scalar_type() == at::kLong) return *t.const_data_ptr<int64_t>() != 0;
+  if (t.is_cpu() && t.scalar_type() == at::kByte) return *t.const_data_ptr<uint8_t>() != 0;
+  return t.item().toLong() != 0;
+}
+
 // A buffer's elements as a contiguous tensor; commit() writes them back when that took a copy.
 struct Buffer {
   at::Tensor& dst;
@@ -76,7 +84,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   check_quant_range_nonempty(qmin, qmax);
   check_single(observer_on, "observer_on");
   check_single(fake_quant_on, "fake_quant_on");
-  const bool quantize = fake_quant_on.item().toLong() != 0;
+  const bool quantize = flag_on(fake_quant_on);
   if (relu && !quantize) value_error("relu=True needs fake_quant_on (apply torch.relu, then this op)");
   check_dtype(running_min, "running_min", {at::kFloat});
   check_dtype(running_max, "running_max", {at::kFloat});
@@ -109,7 +117,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   Buffer rmin(running_min), rmax(running_max);
   float* lo = rmin.data.data_ptr<float>();
   float* hi = rmax.data.data_ptr<float>();
-  if (observer_on.item().toLong() != 0) {
+  if (flag_on(observer_on)) {
     std::vector<float> mn(channels), mx(channels);
     channel_minmax(x, per_row ? ch_axis : -1, mn, mx);
     if (relu) {  // the extremes of relu(x) are those of x through relu (a NaN stays NaN)

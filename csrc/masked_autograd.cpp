@@ -1,38 +1,47 @@
 // masked_autograd.cpp — the C++ autograd nodes behind with_mask_backward and bn_folded_weight.
 #include "masked_autograd.h"
 
-#include <optional>
 #include <tuple>
 #include <vector>
+
+#include <torch/csrc/autograd/functions/utils.h>
 
 #include "cpu/bn_fold.h"
 
 namespace fakequant {
 namespace {
 
-using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-struct MaskedFakeQuant : public torch::autograd::Function<MaskedFakeQuant> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const std::function<FqResult(bool)>* fq,
-                            bool relu) {
-    auto [y, mask, order] = (*fq)(true);
-    ctx->saved_data["mask"] = mask;  // internal: no version check needed
-    ctx->saved_data["order"] = order;
-    ctx->saved_data["relu"] = relu;
-    return y;
-  }
+// dx = grad * mask (relu: the fused ReLU's two-plane mask). A hand-written node, not a Function<T>: that one
+// demangles its type name and looks its saved data up by string on every backward, which a small layer's
+// backward notices. The mask is the op's own tensor, so it needs no SavedVariable version check.
+struct MaskedFakeQuantBackward : public torch::autograd::Node {
+  at::Tensor mask;
+  std::vector<int64_t> order;
+  bool relu = false;
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  using Node::Node;
+  std::string name() const override { return "MaskedFakeQuantBackward"; }
+
+  variable_list apply(variable_list&& grads) override {
     const at::Tensor& grad = grads[0];
-    const at::Tensor mask = ctx->saved_data["mask"].toTensor();
-    at::Tensor dx = grad;
-    if (grad.defined() && mask.defined()) {
-      dx = mask_grad(grad, mask, ctx->saved_data["order"].toIntVector(), ctx->saved_data["relu"].toBool());
-    }
-    return {dx, at::Tensor(), at::Tensor()};
+    if (!grad.defined() || !mask.defined()) return {grad};
+    return {mask_grad(grad, mask, order, relu)};
   }
 };
+
+// std = sqrt(running_var + eps) with torch's values: the add in float here (torch rounds eps to float and adds,
+// exactly this), then torch's sqrt in place (see cpu/bn_fold.h): one dispatcher op instead of two.
+at::Tensor bn_std(const at::Tensor& running_var, double eps) {
+  const at::Tensor var = running_var.contiguous();
+  at::Tensor std_dev = at::empty_like(var);
+  const float e = static_cast<float>(eps);
+  const float* v = var.data_ptr<float>();
+  float* s = std_dev.data_ptr<float>();
+  for (int64_t c = 0; c < var.numel(); ++c) s[c] = v[c] + e;
+  return std_dev.sqrt_();
+}
 
 // BnFoldParams over per-channel sf / std (float32, contiguous) for a weight of `row` elements per channel.
 BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_t row = 0) {
@@ -44,32 +53,29 @@ BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_
   return p;
 }
 
-// BN folding's weight (see cpu/bn_fold.h): weight, gamma and running_var float32 on the CPU.
-struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& gamma,
-                            const at::Tensor& running_var, double eps, bool divide,
-                            const std::function<FqResult(const at::Tensor&, bool)>* fq) {
-    auto [w, std_dev, sf, q, mask, out] = run(weight, gamma, running_var, eps, divide, *fq, true);
-    ctx->save_for_backward({w, std_dev, sf, divide ? q : at::Tensor()});
-    ctx->saved_data["mask"] = mask;
-    ctx->saved_data["divide"] = divide;
-    return out;
-  }
+// BN folding's weight (see cpu/bn_fold.h): weight, gamma and running_var float32 on the CPU. A hand-written
+// node like MaskedFakeQuantBackward; the weight, which may be the parameter itself, is a SavedVariable
+// (version-checked, freed after backward), the rest are the op's own tensors.
+struct BnFoldedWeight : public torch::autograd::Node {
+  torch::autograd::SavedVariable weight;
+  at::Tensor std_dev, sf, q, mask;  // q: fq(W * sf), kept when divide
+  bool divide = false;
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    variable_list out(6);
+  using Node::Node;
+  std::string name() const override { return "BnFoldedWeightBackward"; }
+  void release_variables() override { weight.reset_data(); }
+
+  variable_list apply(variable_list&& grads) override {
+    variable_list out(2);
     if (!grads[0].defined()) return out;
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &w = saved[0], &std_dev = saved[1], &sf = saved[2], &q = saved[3];
-    const at::Tensor mask = ctx->saved_data["mask"].toTensor();
+    const at::Tensor w = weight.unpack();
     const at::Tensor g = grads[0].contiguous();
-    if (ctx->needs_input_grad(0)) out[0] = at::empty_like(w);
-    if (ctx->needs_input_grad(1)) out[1] = at::empty_like(sf);
+    if (should_compute_output(0)) out[0] = at::empty_like(w);
+    if (should_compute_output(1)) out[1] = at::empty_like(sf);
     const BnFoldParams p = params(w, sf, std_dev);
     bn_fold_backward(p, g.data_ptr<float>(), q.defined() ? q.data_ptr<float>() : nullptr,
                      mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
-                     w.data_ptr<float>(), ctx->saved_data["divide"].toBool(),
-                     out[0].defined() ? out[0].data_ptr<float>() : nullptr,
+                     w.data_ptr<float>(), divide, out[0].defined() ? out[0].data_ptr<float>() : nullptr,
                      out[1].defined() ? out[1].data_ptr<float>() : nullptr);
     return out;
   }
@@ -83,7 +89,7 @@ struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
       const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
       const std::function<FqResult(const at::Tensor&, bool)>& fq, bool need_mask) {
     const at::Tensor w = weight.contiguous(), gm = gamma.contiguous();
-    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();
+    const at::Tensor std_dev = bn_std(running_var, eps);
     at::Tensor sf = at::empty_like(std_dev), u = at::empty_like(w);
     BnFoldParams p = params(w, sf, std_dev);
     p.gamma = gm.data_ptr<float>();
@@ -98,29 +104,32 @@ struct BnFoldedWeight : public torch::autograd::Function<BnFoldedWeight> {
   }
 };
 
-struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gamma, const at::Tensor& beta,
-                            const at::Tensor& running_mean, const at::Tensor& running_var,
-                            const std::optional<at::Tensor>& bias, double eps) {
-    auto [std_dev, sf, mean, b, out] = run(gamma, beta, running_mean, running_var, bias.value_or(at::Tensor()), eps);
-    ctx->save_for_backward({std_dev, sf, mean, b});
-    return out;
+// The folded bias (see cpu/bn_fold.h), a node like BnFoldedWeight: running_mean and bias may be the module's
+// own tensors (version-checked SavedVariables), std and sf are the op's.
+struct BnFoldedBias : public torch::autograd::Node {
+  torch::autograd::SavedVariable mean, bias;
+  at::Tensor std_dev, sf;
+
+  using Node::Node;
+  std::string name() const override { return "BnFoldedBiasBackward"; }
+  void release_variables() override {
+    mean.reset_data();
+    bias.reset_data();
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    variable_list out(6);
+  // Gradients of gamma, beta and bias (the node's edges).
+  variable_list apply(variable_list&& grads) override {
+    variable_list out(3);
     if (!grads[0].defined()) return out;
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &std_dev = saved[0], &sf = saved[1], &mean = saved[2], &bias = saved[3];
+    const at::Tensor m = mean.unpack(), b = bias.unpack();
     const at::Tensor g = grads[0].contiguous();
-    if (ctx->needs_input_grad(0)) out[0] = at::empty_like(sf);
-    if (ctx->needs_input_grad(1)) out[1] = g;
-    if (bias.defined() && ctx->needs_input_grad(4)) out[4] = at::empty_like(sf);
+    if (should_compute_output(0)) out[0] = at::empty_like(sf);
+    if (should_compute_output(1)) out[1] = g;
+    if (b.defined() && should_compute_output(2)) out[2] = at::empty_like(sf);
     const BnFoldParams p = fold_params(sf, std_dev);
-    bn_folded_bias_backward(p, g.data_ptr<float>(), mean.data_ptr<float>(),
-                            bias.defined() ? bias.data_ptr<float>() : nullptr,
+    bn_folded_bias_backward(p, g.data_ptr<float>(), m.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                             out[0].defined() ? out[0].data_ptr<float>() : nullptr,
-                            out[4].defined() ? out[4].data_ptr<float>() : nullptr);
+                            out[2].defined() ? out[2].data_ptr<float>() : nullptr);
     return out;
   }
 
@@ -130,7 +139,7 @@ struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
       const at::Tensor& running_var, const at::Tensor& bias, double eps) {
     const at::Tensor gm = gamma.contiguous(), be = beta.contiguous(), mean = running_mean.contiguous();
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
-    const at::Tensor std_dev = at::sqrt(running_var + eps).contiguous();  // torch's sqrt (see cpu/bn_fold.h)
+    const at::Tensor std_dev = bn_std(running_var, eps);
     at::Tensor sf = at::empty_like(std_dev), out = at::empty_like(std_dev);
     BnFoldParams p = fold_params(sf, std_dev);
     p.gamma = gm.data_ptr<float>();
@@ -145,23 +154,54 @@ struct BnFoldedBias : public torch::autograd::Function<BnFoldedBias> {
 at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, const at::Tensor& bias, double eps) {
   const bool grad = gamma.requires_grad() || beta.requires_grad() || (bias.defined() && bias.requires_grad());
-  if (grad && at::GradMode::is_enabled()) {  // an optional, not an undefined tensor, for autograd's input list
-    return BnFoldedBias::apply(gamma, beta, running_mean, running_var,
-                               bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt, eps);
+  if (!(grad && at::GradMode::is_enabled()))
+    return std::get<4>(BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps));
+  auto node = c10::make_intrusive<BnFoldedBias>(torch::autograd::collect_next_edges(gamma, beta, bias));
+  at::Tensor out;
+  {
+    const at::NoGradGuard no_grad;  // the node is out's only history
+    at::Tensor mean, b;
+    std::tie(node->std_dev, node->sf, mean, b, out) = BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps);
+    node->mean = torch::autograd::SavedVariable(mean, /*is_output=*/false);
+    node->bias = torch::autograd::SavedVariable(b, /*is_output=*/false);
   }
-  return std::get<4>(BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps));
+  torch::autograd::set_history(out, node);
+  return out;
 }
 
 at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq) {
-  if ((weight.requires_grad() || gamma.requires_grad()) && at::GradMode::is_enabled())
-    return BnFoldedWeight::apply(weight, gamma, running_var, eps, divide, &fq);
-  return std::get<5>(BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, false));
+  if (!((weight.requires_grad() || gamma.requires_grad()) && at::GradMode::is_enabled()))
+    return std::get<5>(BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, false));
+  auto node = c10::make_intrusive<BnFoldedWeight>(torch::autograd::collect_next_edges(weight, gamma));
+  at::Tensor out;
+  {
+    const at::NoGradGuard no_grad;  // the node is out's only history
+    at::Tensor w;
+    std::tie(w, node->std_dev, node->sf, node->q, node->mask, out) =
+        BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, true);
+    node->weight = torch::autograd::SavedVariable(w, /*is_output=*/false);
+  }
+  if (!divide) node->q.reset();
+  node->divide = divide;
+  torch::autograd::set_history(out, node);
+  return out;
 }
 
 at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool relu) {
   if (!(x.requires_grad() && at::GradMode::is_enabled())) return std::get<0>(fq(false));
-  return MaskedFakeQuant::apply(x, &fq, relu);
+  FqResult r;
+  {
+    const at::NoGradGuard no_grad;  // the node below is y's only history
+    r = fq(true);
+  }
+  auto node = c10::make_intrusive<MaskedFakeQuantBackward>(torch::autograd::collect_next_edges(x));
+  node->mask = std::move(std::get<1>(r));
+  node->order = std::move(std::get<2>(r));
+  node->relu = relu;
+  at::Tensor& y = std::get<0>(r);
+  torch::autograd::set_history(y, node);
+  return y;
 }
 
 }  // namespace fakequant

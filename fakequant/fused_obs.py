@@ -27,9 +27,9 @@ def fused_moving_avg_obs_fake_quant_relu(input, observer_on, fake_quant_on, runn
     input > 0 and its quantized value is in range. Elsewhere it runs torch.relu, then the fused op."""
     args = (observer_on, fake_quant_on, running_min, running_max, scale, zero_point, float(averaging_const),
             quant_min, quant_max, ch_axis, bool(per_row_fake_quant), bool(symmetric_quant))
-    if input.device.type == "cuda" or not int(fake_quant_on):
+    if input.is_cuda or not int(fake_quant_on):
         return fused_moving_avg_obs_fake_quant(torch.relu(input), *args)
-    return _C.fused_obs_fake_quant_autograd(input, *args, relu=True)
+    return _C.fused_obs_fake_quant_autograd(input, *args, True)
 
 
 def choose_qparams(min_val, max_val, quant_min, quant_max, symmetric=False):

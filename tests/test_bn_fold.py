@@ -98,3 +98,24 @@ def test_folded_bias_node_matches_torch_ops(with_bias):
         _ops.bn_folded_bias(gamma, torch.ones(5), mean, var, None, 1e-5)
     with pytest.raises(TypeError, match="bias"):
         _ops.bn_folded_bias(gamma, beta, mean, var, torch.ones(6, dtype=torch.float64), 1e-5)
+
+
+def test_nodes_check_their_saved_tensors():
+    """The hand-written nodes keep autograd's rules: a second backward through a freed graph and a saved
+    parameter / buffer changed in place before backward both raise."""
+    fq = weight_fake_quant(True)
+    weight, gamma, beta, mean = (torch.randn(4, 2, 3, 3, requires_grad=True), torch.rand(4, requires_grad=True),
+                                 torch.randn(4, requires_grad=True), torch.randn(4))
+    for out in (fq.forward_folded(weight, gamma, torch.ones(4), 1e-5, True),
+                _ops.bn_folded_bias(gamma, beta, mean, torch.ones(4), None, 1e-5)):
+        out.sum().backward()
+        with pytest.raises(RuntimeError, match="second time"):
+            out.sum().backward()
+    w = fq.forward_folded(weight, gamma, torch.ones(4), 1e-5, True)
+    b = _ops.bn_folded_bias(gamma, beta, mean, torch.ones(4), None, 1e-5)
+    with torch.no_grad():
+        weight.add_(1)
+        mean.add_(1)
+    for out in (w, b):
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()

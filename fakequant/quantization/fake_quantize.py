@@ -138,39 +138,36 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
     def _floor_ok(eps):
         return float(eps.max()) <= _ops.KERNEL_MIN_SCALE
 
+    def _fused_args(self):
+        """The fused op's arguments after the input. These methods run for every fake-quant module on every
+        step, so the buffers are read from the module dicts, not through nn.Module.__getattr__."""
+        buf, obs = self._buffers, self._modules["activation_post_process"]
+        return (buf["observer_enabled"], buf["fake_quant_enabled"], obs._buffers["min_val"], obs._buffers["max_val"],
+                buf["scale"], buf["zero_point"], obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis,
+                self.is_per_channel, self.is_symmetric_quant)
+
     def forward(self, x):
-        obs = self.activation_post_process
         if not self._kernel_floor_ok:
             return super().forward(x)
-        return _ops.fused_moving_avg_obs_fake_quant(
-            x, self.observer_enabled, self.fake_quant_enabled, obs.min_val, obs.max_val, self.scale, self.zero_point,
-            obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
-            self.is_symmetric_quant)
+        if x.is_cuda:
+            return _ops.fused_moving_avg_obs_fake_quant(x, *self._fused_args())
+        return _ops.fused_obs_node(x, *self._fused_args())
 
     def _runs_fused(self, x):
         """The kernel takes extra work in its own pass: CPU, its scale floor holds, no hooks to call."""
-        return (x.device.type != "cuda" and self._kernel_floor_ok and not self._forward_hooks
-                and not self._forward_pre_hooks)
+        return not x.is_cuda and self._kernel_floor_ok and not self._forward_hooks and not self._forward_pre_hooks
 
     def forward_folded(self, weight, gamma, running_var, eps, divide):
         """bn_folded_weight as one C++ autograd node (the same forward; gradients of weight and gamma)."""
-        if not self._runs_fused(weight) or any(t.dtype != torch.float32 for t in (weight, gamma, running_var)):
+        if not (self._runs_fused(weight) and weight.dtype == gamma.dtype == running_var.dtype == torch.float32):
             return super().forward_folded(weight, gamma, running_var, eps, divide)
-        obs = self.activation_post_process
-        return _ops.bn_folded_weight_fake_quant(
-            weight, gamma, running_var, eps, divide, self.observer_enabled, self.fake_quant_enabled, obs.min_val,
-            obs.max_val, self.scale, self.zero_point, obs.averaging_constant, self.quant_min, self.quant_max,
-            self.ch_axis, self.is_per_channel, self.is_symmetric_quant)
+        return _ops.bn_folded_weight_node(weight, gamma, running_var, eps, divide, *self._fused_args())
 
     def forward_relu(self, x):
         """self(torch.relu(x)) with the ReLU inside the fused kernel (same output, buffers and gradient)."""
         if not self._runs_fused(x):
             return super().forward_relu(x)
-        obs = self.activation_post_process
-        return _ops.fused_moving_avg_obs_fake_quant_relu(
-            x, self.observer_enabled, self.fake_quant_enabled, obs.min_val, obs.max_val, self.scale, self.zero_point,
-            obs.averaging_constant, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
-            self.is_symmetric_quant)
+        return _ops.fused_moving_avg_obs_fake_quant_relu(x, *self._fused_args())
 
     def extra_repr(self):
         return super().extra_repr() + f", reduce_range={self.activation_post_process.reduce_range}"

@@ -79,19 +79,20 @@ class BnFold(QATModule):
     def _bn_folded(self, x, op):
         # While BN trains: op(x, w) / sf + bias, with the per-output-channel 1 / sf applied to the (small)
         # weight instead of the output: the same value up to float rounding, no pass over the activation.
-        live = self.bn.training
-        fold = getattr(self.weight_fake_quant, "forward_folded", None)
-        args = (self.weight, self.bn.weight, self.bn.running_var, self.bn.eps, live)
-        w = fold(*args) if fold is not None else bn_folded_weight(self.weight_fake_quant, *args)
+        bn, fake_quant = self.bn, self.weight_fake_quant
+        live = bn.training
+        fold = getattr(fake_quant, "forward_folded", None)
+        args = (self.weight, bn.weight, bn.running_var, bn.eps, live)
+        w = fold(*args) if fold is not None else bn_folded_weight(fake_quant, *args)
         if live:
-            return self.bn(op(x, w, self.bias))
+            return bn(op(x, w, self.bias))
         return op(x, w, self._trained_folded_bias())
 
     def _trained_folded_bias(self):
         """_folded_bias(_scale_factor()) with gradients: one C++ node for float32 CPU parameters."""
         bn = self.bn
         parts = (bn.weight, bn.bias, bn.running_mean, bn.running_var) + (() if self.bias is None else (self.bias,))
-        if all(t.device.type == "cpu" and t.dtype == torch.float32 for t in parts):
+        if all(t.is_cpu and t.dtype == torch.float32 for t in parts):
             return _ops.bn_folded_bias(bn.weight, bn.bias, bn.running_mean, bn.running_var, self.bias, bn.eps)
         return self._folded_bias(self._scale_factor())
 
