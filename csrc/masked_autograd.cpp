@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/functions/utils.h>
 
 #include "cpu/bn_fold.h"
+#include "out_cache.h"
 
 namespace fakequant {
 namespace {
@@ -31,25 +32,28 @@ struct MaskedFakeQuantBackward : public torch::autograd::Node {
   }
 };
 
-// std = sqrt(running_var + eps) with torch's values: the add in float here (torch rounds eps to float and adds,
-// exactly this), then torch's sqrt in place (see cpu/bn_fold.h): one dispatcher op instead of two.
-at::Tensor bn_std(const at::Tensor& running_var, double eps) {
+// BN's per-channel terms as one 2 x C float32 tensor: row 0 std = sqrt(running_var + eps) with torch's values,
+// row 1 sf, which the forward writes. The add in float here (torch rounds eps to float and adds, exactly this),
+// then torch's sqrt in place over the whole tensor (its CPU sqrt is not the correctly rounded one for about 8%
+// of float32 inputs, see cpu/bn_fold.h; row 1 holds zeros until then): one allocation, one dispatcher op.
+at::Tensor bn_terms(const at::Tensor& running_var, double eps) {
   const at::Tensor var = running_var.contiguous();
-  at::Tensor std_dev = at::empty_like(var);
+  const int64_t channels = var.numel();
+  at::Tensor terms = output_empty({2, channels}, var.options());
   const float e = static_cast<float>(eps);
   const float* v = var.data_ptr<float>();
-  float* s = std_dev.data_ptr<float>();
-  for (int64_t c = 0; c < var.numel(); ++c) s[c] = v[c] + e;
-  return std_dev.sqrt_();
+  float* s = terms.data_ptr<float>();
+  for (int64_t c = 0; c < channels; ++c) s[c] = v[c] + e, s[channels + c] = 0.f;
+  return terms.sqrt_();
 }
 
-// BnFoldParams over per-channel sf / std (float32, contiguous) for a weight of `row` elements per channel.
-BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_t row = 0) {
+// BnFoldParams over bn_terms' std / sf rows for a weight of `row` elements per channel.
+BnFoldParams fold_params(const at::Tensor& terms, int64_t row = 0) {
   BnFoldParams p;
-  p.channels = sf.numel();
+  p.channels = terms.size(1);
   p.row = row;
-  p.sf = sf.data_ptr<float>();
-  p.std_dev = std_dev.data_ptr<float>();
+  p.sf = terms.data_ptr<float>() + p.channels;
+  p.std_dev = p.sf - p.channels;
   return p;
 }
 
@@ -58,7 +62,7 @@ BnFoldParams fold_params(const at::Tensor& sf, const at::Tensor& std_dev, int64_
 // (version-checked, freed after backward), the rest are the op's own tensors.
 struct BnFoldedWeight : public torch::autograd::Node {
   torch::autograd::SavedVariable weight;
-  at::Tensor std_dev, sf, q, mask;  // q: fq(W * sf), kept when divide
+  at::Tensor terms, q, mask;  // terms: bn_terms; q: fq(W * sf), kept when divide
   bool divide = false;
 
   using Node::Node;
@@ -70,9 +74,9 @@ struct BnFoldedWeight : public torch::autograd::Node {
     if (!grads[0].defined()) return out;
     const at::Tensor w = weight.unpack();
     const at::Tensor g = grads[0].contiguous();
-    if (should_compute_output(0)) out[0] = at::empty_like(w);
-    if (should_compute_output(1)) out[1] = at::empty_like(sf);
-    const BnFoldParams p = params(w, sf, std_dev);
+    if (should_compute_output(0)) out[0] = output_like(w);
+    if (should_compute_output(1)) out[1] = output_empty({terms.size(1)}, terms.options());
+    const BnFoldParams p = params(w, terms);
     bn_fold_backward(p, g.data_ptr<float>(), q.defined() ? q.data_ptr<float>() : nullptr,
                      mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
                      w.data_ptr<float>(), divide, out[0].defined() ? out[0].data_ptr<float>() : nullptr,
@@ -80,35 +84,35 @@ struct BnFoldedWeight : public torch::autograd::Node {
     return out;
   }
 
-  static BnFoldParams params(const at::Tensor& w, const at::Tensor& sf, const at::Tensor& std_dev) {
-    return fold_params(sf, std_dev, w.size(0) ? w.numel() / w.size(0) : 0);
+  static BnFoldParams params(const at::Tensor& w, const at::Tensor& terms) {
+    return fold_params(terms, w.size(0) ? w.numel() / w.size(0) : 0);
   }
 
-  // (contiguous weight, std, sf, fq(u), mask, output): the forward with or without a mask.
-  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
+  // (contiguous weight, bn_terms, fq(u), mask, output): the forward with or without a mask.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
       const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
       const std::function<FqResult(const at::Tensor&, bool)>& fq, bool need_mask) {
     const at::Tensor w = weight.contiguous(), gm = gamma.contiguous();
-    const at::Tensor std_dev = bn_std(running_var, eps);
-    at::Tensor sf = at::empty_like(std_dev), u = at::empty_like(w);
-    BnFoldParams p = params(w, sf, std_dev);
+    const at::Tensor terms = bn_terms(running_var, eps);
+    at::Tensor u = output_like(w);
+    BnFoldParams p = params(w, terms);
     p.gamma = gm.data_ptr<float>();
     bn_fold_forward(p, w.data_ptr<float>(), u.data_ptr<float>());
     auto [q, mask, order] = fq(u, need_mask);
     at::Tensor out = q;
     if (divide) {
-      out = at::empty_like(q);
+      out = output_like(q);
       bn_fold_unscale(p, q.data_ptr<float>(), out.data_ptr<float>());
     }
-    return {w, std_dev, sf, q, mask, out};
+    return {w, terms, q, mask, out};
   }
 };
 
 // The folded bias (see cpu/bn_fold.h), a node like BnFoldedWeight: running_mean and bias may be the module's
-// own tensors (version-checked SavedVariables), std and sf are the op's.
+// own tensors (version-checked SavedVariables), bn_terms is the op's.
 struct BnFoldedBias : public torch::autograd::Node {
   torch::autograd::SavedVariable mean, bias;
-  at::Tensor std_dev, sf;
+  at::Tensor terms;  // bn_terms
 
   using Node::Node;
   std::string name() const override { return "BnFoldedBiasBackward"; }
@@ -123,29 +127,29 @@ struct BnFoldedBias : public torch::autograd::Node {
     if (!grads[0].defined()) return out;
     const at::Tensor m = mean.unpack(), b = bias.unpack();
     const at::Tensor g = grads[0].contiguous();
-    if (should_compute_output(0)) out[0] = at::empty_like(sf);
+    if (should_compute_output(0)) out[0] = output_like(g);
     if (should_compute_output(1)) out[1] = g;
-    if (b.defined() && should_compute_output(2)) out[2] = at::empty_like(sf);
-    const BnFoldParams p = fold_params(sf, std_dev);
+    if (b.defined() && should_compute_output(2)) out[2] = output_like(g);
+    const BnFoldParams p = fold_params(terms);
     bn_folded_bias_backward(p, g.data_ptr<float>(), m.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                             out[0].defined() ? out[0].data_ptr<float>() : nullptr,
                             out[2].defined() ? out[2].data_ptr<float>() : nullptr);
     return out;
   }
 
-  // (std, sf, running_mean, bias, folded bias), contiguous.
-  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
+  // (bn_terms, running_mean, bias, folded bias), contiguous.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
       const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
       const at::Tensor& running_var, const at::Tensor& bias, double eps) {
     const at::Tensor gm = gamma.contiguous(), be = beta.contiguous(), mean = running_mean.contiguous();
     const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
-    const at::Tensor std_dev = bn_std(running_var, eps);
-    at::Tensor sf = at::empty_like(std_dev), out = at::empty_like(std_dev);
-    BnFoldParams p = fold_params(sf, std_dev);
+    const at::Tensor terms = bn_terms(running_var, eps);
+    at::Tensor out = output_like(mean);
+    BnFoldParams p = fold_params(terms);
     p.gamma = gm.data_ptr<float>();
     bn_folded_bias_forward(p, be.data_ptr<float>(), mean.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
                            out.data_ptr<float>());
-    return {std_dev, sf, mean, b, out};
+    return {terms, mean, b, out};
   }
 };
 
@@ -155,13 +159,13 @@ at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const
                           const at::Tensor& running_var, const at::Tensor& bias, double eps) {
   const bool grad = gamma.requires_grad() || beta.requires_grad() || (bias.defined() && bias.requires_grad());
   if (!(grad && at::GradMode::is_enabled()))
-    return std::get<4>(BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps));
+    return std::get<3>(BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps));
   auto node = c10::make_intrusive<BnFoldedBias>(torch::autograd::collect_next_edges(gamma, beta, bias));
   at::Tensor out;
   {
     const at::NoGradGuard no_grad;  // the node is out's only history
     at::Tensor mean, b;
-    std::tie(node->std_dev, node->sf, mean, b, out) = BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps);
+    std::tie(node->terms, mean, b, out) = BnFoldedBias::run(gamma, beta, running_mean, running_var, bias, eps);
     node->mean = torch::autograd::SavedVariable(mean, /*is_output=*/false);
     node->bias = torch::autograd::SavedVariable(b, /*is_output=*/false);
   }
@@ -172,13 +176,13 @@ at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const
 at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var,
                             double eps, bool divide, const std::function<FqResult(const at::Tensor&, bool)>& fq) {
   if (!((weight.requires_grad() || gamma.requires_grad()) && at::GradMode::is_enabled()))
-    return std::get<5>(BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, false));
+    return std::get<4>(BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, false));
   auto node = c10::make_intrusive<BnFoldedWeight>(torch::autograd::collect_next_edges(weight, gamma));
   at::Tensor out;
   {
     const at::NoGradGuard no_grad;  // the node is out's only history
     at::Tensor w;
-    std::tie(w, node->std_dev, node->sf, node->q, node->mask, out) =
+    std::tie(w, node->terms, node->q, node->mask, out) =
         BnFoldedWeight::run(weight, gamma, running_var, eps, divide, fq, true);
     node->weight = torch::autograd::SavedVariable(w, /*is_output=*/false);
   }

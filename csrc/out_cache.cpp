@@ -109,25 +109,26 @@ class OutputCache final : public c10::Allocator {
   size_t cached_ = 0, limit_ = 0;
 };
 
-bool cacheable(const at::Tensor& like, int64_t nbytes) {
-  return like.device().is_cpu() && nbytes >= kCachedOutputBytes;
-}
-
 }  // namespace
 
+// Small CPU outputs come from torch's CPU allocator directly (at::detail, no dispatcher call: the ops on a
+// small layer's tensors notice one).
 at::Tensor output_like(const at::Tensor& x, at::ScalarType dtype) {
-  const int64_t nbytes = x.numel() * static_cast<int64_t>(c10::elementSize(dtype));
-  if (!cacheable(x, nbytes) || !x.is_non_overlapping_and_dense())
+  if (!x.device().is_cpu() || !x.is_non_overlapping_and_dense())
     return at::empty_like(x, x.options().dtype(dtype), at::MemoryFormat::Preserve);
+  const int64_t nbytes = x.numel() * static_cast<int64_t>(c10::elementSize(dtype));
+  if (nbytes < kCachedOutputBytes) return at::detail::empty_strided_cpu(x.sizes(), x.strides(), dtype);
   return at::detail::empty_strided_generic(x.sizes(), x.strides(), &OutputCache::instance(),
                                            c10::DispatchKeySet(c10::DispatchKey::CPU), dtype);
 }
 
 at::Tensor output_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  if (!options.device().is_cpu()) return at::empty(sizes, options);
+  const at::ScalarType dtype = c10::typeMetaToScalarType(options.dtype());
   const int64_t nbytes = c10::multiply_integers(sizes) * static_cast<int64_t>(options.dtype().itemsize());
-  if (!options.device().is_cpu() || nbytes < kCachedOutputBytes) return at::empty(sizes, options);
+  if (nbytes < kCachedOutputBytes) return at::detail::empty_cpu(sizes, dtype);
   return at::detail::empty_generic(sizes, &OutputCache::instance(), c10::DispatchKeySet(c10::DispatchKey::CPU),
-                                   c10::typeMetaToScalarType(options.dtype()), std::nullopt);
+                                   dtype, std::nullopt);
 }
 
 int64_t cached_output_bytes() { return OutputCache::instance().cached(); }
