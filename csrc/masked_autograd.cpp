@@ -4,6 +4,7 @@
 #include <tuple>
 #include <vector>
 
+#include <ATen/ops/sqrt_cpu_dispatch.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
 #include "cpu/bn_fold.h"
@@ -44,7 +45,7 @@ at::Tensor bn_terms(const at::Tensor& running_var, double eps) {
   const float* v = var.data_ptr<float>();
   float* s = terms.data_ptr<float>();
   for (int64_t c = 0; c < channels; ++c) s[c] = v[c] + e, s[channels + c] = 0.f;
-  return terms.sqrt_();
+  return at::cpu::sqrt_(terms);  // torch's CPU kernel, without the dispatcher's autograd / view layers
 }
 
 // BnFoldParams over bn_terms' std / sf rows for a weight of `row` elements per channel.

@@ -21,16 +21,27 @@ struct BnFoldParams {
 
 static inline void bn_fold_forward(const BnFoldParams& p, const float* w, float* u) {
   for (int64_t c = 0; c < p.channels; ++c) {
-    p.sf[c] = p.gamma[c] / p.std_dev[c];
-    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) u[j] = w[j] * p.sf[c];
+    const float s = p.sf[c] = p.gamma[c] / p.std_dev[c];
+    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) u[j] = w[j] * s;
   }
 }
 
 // out = q / sf per channel.
 static inline void bn_fold_unscale(const BnFoldParams& p, const float* q, float* out) {
   for (int64_t c = 0; c < p.channels; ++c) {
-    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) out[j] = q[j] / p.sf[c];
+    const float s = p.sf[c];
+    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) out[j] = q[j] / s;
   }
+}
+
+// Lanes of the per-channel sums below: element k of a row adds into lane k % kFoldLanes, then the lanes sum in
+// order (a fixed order, independent of threads, without one running sum's add latency per element).
+constexpr int kFoldLanes = 8;
+
+static inline float sum_lanes(const float* lanes) {
+  float t = 0.f;
+  for (int l = 0; l < kFoldLanes; ++l) t += lanes[l];
+  return t;
 }
 
 // mask: one bit per element of u in memory order (null: the gradient passes everywhere); q: fq(u), read
@@ -39,15 +50,21 @@ static inline void bn_fold_backward(const BnFoldParams& p, const float* g, const
                                     const float* w, bool divide, float* dw, float* dgamma) {
   for (int64_t c = 0; c < p.channels; ++c) {
     const float s = p.sf[c];
-    float dsf = 0.f, dsf_q = 0.f;
-    for (int64_t j = c * p.row; j < (c + 1) * p.row; ++j) {
+    float dsf[kFoldLanes] = {}, dsf_q[kFoldLanes] = {};
+    const auto step = [&](int64_t j, int l) {
       const bool m = mask == nullptr || ((mask[j >> 6] >> (j & 63)) & 1);
       const float du = (divide ? g[j] / s : g[j]) * (m ? 1.f : 0.f);
       if (dw) dw[j] = du * s;
-      dsf += du * w[j];
-      if (divide) dsf_q += g[j] * q[j];
+      dsf[l] += du * w[j];
+      if (divide) dsf_q[l] += g[j] * q[j];
+    };
+    const int64_t begin = c * p.row, end = begin + p.row;
+    int64_t j = begin;
+    for (; j + kFoldLanes <= end; j += kFoldLanes) {
+      for (int l = 0; l < kFoldLanes; ++l) step(j + l, l);
     }
-    if (dgamma) dgamma[c] = (divide ? dsf - dsf_q / (s * s) : dsf) / p.std_dev[c];
+    for (int l = 0; j < end; ++j, ++l) step(j, l);
+    if (dgamma) dgamma[c] = (divide ? sum_lanes(dsf) - sum_lanes(dsf_q) / (s * s) : sum_lanes(dsf)) / p.std_dev[c];
   }
 }
 
