@@ -54,9 +54,15 @@ constexpr int kGeneral = 0, kFlat = 1, kFlatChannel = 2;
 
 struct Channels {
   DivMod32 inner, count;  // kFlatChannel needs numel < 2^31
-  __device__ __forceinline__ int64_t of(int64_t lin) const {
+  // The channel of element lin, and its index col inside that channel's run of `inner` elements.
+  __device__ __forceinline__ uint32_t of(int64_t lin, uint32_t& col) const {
     const uint32_t q = inner.div(static_cast<uint32_t>(lin));
+    col = static_cast<uint32_t>(lin) - q * inner.d;
     return q - count.div(q) * count.d;
+  }
+  __device__ __forceinline__ int64_t of(int64_t lin) const {
+    uint32_t col;
+    return of(lin, col);
   }
 };
 
@@ -80,9 +86,8 @@ __device__ __forceinline__ Run load_run(const Layout& l, const Channels& chans, 
     r.vec = lin + V <= l.numel && aligned16(x + lin) && aligned16(y + lin);
     if (r.vec) v = *reinterpret_cast<const Vec16<S>*>(x + lin);
     if constexpr (kShape == kFlatChannel) {
-      const uint32_t q = chans.inner.div(static_cast<uint32_t>(lin));
-      const uint32_t col = static_cast<uint32_t>(lin) - q * chans.inner.d;
-      r.ch = static_cast<int32_t>(q - chans.count.div(q) * chans.count.d);
+      uint32_t col;
+      r.ch = static_cast<int32_t>(chans.of(lin, col));
       r.one_channel = col + V <= chans.inner.d;
     }
     return r;

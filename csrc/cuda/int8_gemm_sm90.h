@@ -9,7 +9,8 @@ namespace fakequant {
 
 // Whether this build holds the sm_90a kernel (FAKEQUANT_SM90A) and the driver encodes tensor maps.
 bool int8_gemm_sm90_built();
-// Whether p's operands meet TMA's rules (16-byte aligned bases and row strides, K > 0).
+// Whether p's operands meet TMA's rules on top of the 16-byte alignment that launch_int8_gemm checks
+// for every tensor-core kernel first (K > 0, rows at least K bytes apart, int32 coordinates).
 bool int8_gemm_sm90_fits(const CudaInt8GemmParams& p);
 // The kernel on at most `sms` persistent CTAs; p's workspace already holds what the epilogue reads.
 cudaError_t launch_int8_gemm_sm90(const CudaInt8GemmParams& p, int sms, cudaStream_t stream);
