@@ -172,6 +172,36 @@ std::tuple<at::Tensor, at::Tensor> choose_qparams_tensor(const at::Tensor& min_v
   return {scale, zero_point};
 }
 
+// BN folding's weight inputs: float32 CPU, weight of 2+ dims with gamma / running_var one per output channel.
+void check_fold_weight(const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var) {
+  check_cpu(weight, "weight");
+  if (weight.dim() < 2) value_error("weight must have 2 or more dims (output channels first)");
+  check_same_device({{"weight", &weight}, {"gamma", &gamma}, {"running_var", &running_var}});
+  check_dtype(weight, "weight", {at::kFloat});
+  check_dtype(gamma, "gamma", {at::kFloat});
+  check_dtype(running_var, "running_var", {at::kFloat});
+  check_1d(gamma, "gamma", weight.size(0));
+  check_1d(running_var, "running_var", gamma.numel());
+}
+
+// BN's per-channel vectors (and a layer bias when defined): float32 CPU, one element per channel of gamma.
+void check_bn_vectors(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+                      const at::Tensor& running_var, const at::Tensor& bias) {
+  check_cpu(gamma, "gamma");
+  check_same_device({{"gamma", &gamma}, {"beta", &beta}, {"running_mean", &running_mean},
+                     {"running_var", &running_var}});
+  std::vector<std::pair<const at::Tensor*, const char*>> all = {
+      {&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}};
+  if (bias.defined()) {
+    check_same_device({{"gamma", &gamma}, {"bias", &bias}});
+    all.push_back({&bias, "bias"});
+  }
+  for (const auto& [t, name] : all) {
+    check_dtype(*t, name, {at::kFloat});
+    check_1d(*t, name, gamma.numel());
+  }
+}
+
 }  // namespace
 
 void bind_fused_obs(pybind11::module_& m) {
@@ -197,14 +227,7 @@ void bind_fused_obs(pybind11::module_& m) {
            const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
            at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,
            int64_t qmax, int64_t ch_axis, bool per_row, bool symmetric) {
-          check_cpu(weight, "weight");
-          if (weight.dim() < 2) value_error("weight must have 2 or more dims (output channels first)");
-          check_same_device({{"weight", &weight}, {"gamma", &gamma}, {"running_var", &running_var}});
-          check_dtype(weight, "weight", {at::kFloat});
-          check_dtype(gamma, "gamma", {at::kFloat});
-          check_dtype(running_var, "running_var", {at::kFloat});
-          check_1d(gamma, "gamma", weight.size(0));
-          check_1d(running_var, "running_var", gamma.numel());
+          check_fold_weight(weight, gamma, running_var);
           return bn_folded_weight(weight, gamma, running_var, eps, divide, [&](const at::Tensor& u, bool need_mask) {
             auto [q, mask, order] = fused(u, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
                                           averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, false);
@@ -219,22 +242,51 @@ void bind_fused_obs(pybind11::module_& m) {
         [](const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
            const at::Tensor& running_var, const std::optional<at::Tensor>& bias, double eps) {
           const at::Tensor b = bias.value_or(at::Tensor());
-          check_cpu(gamma, "gamma");
-          check_same_device({{"gamma", &gamma}, {"beta", &beta}, {"running_mean", &running_mean},
-                             {"running_var", &running_var}});
-          std::vector<std::pair<const at::Tensor*, const char*>> all = {
-              {&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}};
-          if (b.defined()) {
-            check_same_device({{"gamma", &gamma}, {"bias", &b}});
-            all.push_back({&b, "bias"});
-          }
-          for (const auto& [t, name] : all) {
-            check_dtype(*t, name, {at::kFloat});
-            check_1d(*t, name, gamma.numel());
-          }
+          check_bn_vectors(gamma, beta, running_mean, running_var, b);
           return bn_folded_bias(gamma, beta, running_mean, running_var, b, eps);
         },
         "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a, "bias"_a, "eps"_a);
+  // A QAT ConvBn layer as one node (see conv_bn_folded), its weight through the fused observer + fake quant.
+  // num_batches_tracked / momentum follow torch's BatchNorm: while BN trains, the count goes up by one and
+  // momentum None averages with 1 / count.
+  m.def("conv_bn_fused_obs",
+        [](const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias, const at::Tensor& gamma,
+           const at::Tensor& beta, const at::Tensor& running_mean, const at::Tensor& running_var,
+           at::Tensor num_batches_tracked, double eps, std::optional<double> momentum, bool live,
+           std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
+           const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
+           at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,
+           int64_t qmax, int64_t ch_axis, bool per_row, bool symmetric) {
+          const at::Tensor b = bias.value_or(at::Tensor());
+          check_fold_weight(weight, gamma, running_var);
+          check_bn_vectors(gamma, beta, running_mean, running_var, b);
+          check_same_device({{"input", &x}, {"weight", &weight}});
+          check_dtype(x, "input", {at::kFloat});
+          const size_t dims = static_cast<size_t>(weight.dim() - 2);
+          for (const auto& [v, name] : {std::pair{&stride, "stride"}, {&padding, "padding"}, {&dilation, "dilation"}}) {
+            if (v->size() != dims)
+              value_error(std::string(name) + " must have " + std::to_string(dims) + " elements, one per spatial dim");
+          }
+          double factor = momentum.value_or(0.0);
+          if (live) {
+            check_cpu(num_batches_tracked, "num_batches_tracked");
+            check_dtype(num_batches_tracked, "num_batches_tracked", {at::kLong});
+            check_single(num_batches_tracked, "num_batches_tracked");
+            num_batches_tracked.add_(1);
+            if (!momentum) factor = 1.0 / static_cast<double>(*num_batches_tracked.const_data_ptr<int64_t>());
+          }
+          const ConvGeometry conv{std::move(stride), std::move(padding), std::move(dilation), groups};
+          return conv_bn_folded(x, weight, b, gamma, beta, running_mean, running_var, eps, factor, live, conv,
+                                [&](const at::Tensor& u, bool need_mask) {
+            auto [q, mask, order] = fused(u, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
+                                          averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, false);
+            return FqResult{q, mask.value_or(at::Tensor()), order};
+          });
+        },
+        "input"_a, "weight"_a, "bias"_a, "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a,
+        "num_batches_tracked"_a, "eps"_a, "momentum"_a, "live"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+        "observer_on"_a, "fake_quant_on"_a, "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a,
+        "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

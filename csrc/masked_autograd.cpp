@@ -1,4 +1,4 @@
-// masked_autograd.cpp — the C++ autograd nodes behind with_mask_backward and bn_folded_weight.
+// masked_autograd.cpp — the C++ autograd nodes behind with_mask_backward, bn_folded_weight / _bias and conv_bn_folded.
 #include "masked_autograd.h"
 
 #include <tuple>
@@ -155,6 +155,73 @@ struct BnFoldedBias : public torch::autograd::Node {
   }
 };
 
+// A QAT ConvBn layer as one node (see conv_bn_folded): the folded weight, the convolution and, while BN
+// trains, the batch norm. The backward chains the gradients those three nodes would give in turn: torch's
+// native_batch_norm_backward, convolution_backward, then cpu/bn_fold.h's (frozen: with the folded bias's).
+// One node instead of three saves the engine's per-node work, which a small layer's step notices.
+struct ConvBnFolded : public torch::autograd::Node {
+  torch::autograd::SavedVariable x, weight, gamma, mean, bias;  // mean, bias: the folded bias's (frozen)
+  at::Tensor terms, q, mask, w_conv;                            // w_conv: the weight the convolution ran with
+  at::Tensor c, save_mean, save_invstd;                         // BN's input and batch statistics (live)
+  ConvGeometry conv;
+  double eps = 0;
+  bool live = false, has_bias = false;
+
+  using Node::Node;
+  std::string name() const override { return "ConvBnFoldedBackward"; }
+  void release_variables() override {
+    for (auto* v : {&x, &weight, &gamma, &mean, &bias}) v->reset_data();
+    c.reset();
+  }
+
+  // Gradients of x, weight, gamma, beta and bias (the node's edges).
+  variable_list apply(variable_list&& grads) override {
+    variable_list out(5);
+    if (!grads[0].defined()) return out;
+    const bool want_w = should_compute_output(1), want_gamma = should_compute_output(2),
+               want_beta = should_compute_output(3), want_bias = has_bias && should_compute_output(4);
+    at::Tensor g = grads[0], dgamma_bn;
+    if (live) {
+      std::tie(g, dgamma_bn, out[3]) = at::native_batch_norm_backward(
+          g, c, gamma.unpack(), {}, {}, save_mean, save_invstd, true, eps, {true, want_gamma, want_beta});
+    }
+    const int64_t channels = terms.size(1);
+    const std::optional<at::IntArrayRef> bias_sizes =
+        live && !has_bias ? std::nullopt : std::optional<at::IntArrayRef>(at::IntArrayRef(&channels, 1));
+    const bool want_b = live ? want_bias : want_gamma || want_beta || want_bias;
+    at::Tensor dw_conv, db;
+    std::tie(out[0], dw_conv, db) = at::convolution_backward(
+        g, x.unpack(), w_conv, bias_sizes, conv.stride, conv.padding, conv.dilation, false, conv.output_padding(),
+        conv.groups, {should_compute_output(0), want_w || want_gamma, want_b});
+    const at::Tensor w = weight.unpack();
+    if (want_w) out[1] = output_like(w);
+    if (want_gamma) out[2] = output_empty({channels}, terms.options());
+    const BnFoldParams p = BnFoldedWeight::params(w, terms);
+    if (want_w || want_gamma) {
+      const at::Tensor dw = dw_conv.contiguous();
+      bn_fold_backward(p, dw.data_ptr<float>(), live ? q.data_ptr<float>() : nullptr,
+                       mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
+                       w.data_ptr<float>(), live, want_w ? out[1].data_ptr<float>() : nullptr,
+                       want_gamma ? out[2].data_ptr<float>() : nullptr);
+    }
+    if (live) {
+      if (want_bias) out[4] = db;
+      if (want_gamma) out[2] = out[2] + dgamma_bn;
+      return out;
+    }
+    // Frozen: db is the folded bias's gradient.
+    const at::Tensor m = mean.unpack(), b = bias.unpack();
+    at::Tensor dgamma_b = want_gamma ? output_empty({channels}, terms.options()) : at::Tensor();
+    if (want_bias) out[4] = output_like(db);
+    bn_folded_bias_backward(p, db.data_ptr<float>(), m.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                            want_gamma ? dgamma_b.data_ptr<float>() : nullptr,
+                            want_bias ? out[4].data_ptr<float>() : nullptr);
+    if (want_gamma) out[2] = out[2] + dgamma_b;
+    if (want_beta) out[3] = db;
+    return out;
+  }
+};
+
 }  // namespace
 
 at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
@@ -192,6 +259,61 @@ at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, c
   node->divide = divide;
   torch::autograd::set_history(out, node);
   return out;
+}
+
+at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+                          const at::Tensor& running_var, double eps, double momentum, bool live,
+                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq) {
+  const bool grad = at::GradMode::is_enabled() &&
+                    (x.requires_grad() || weight.requires_grad() || gamma.requires_grad() || beta.requires_grad() ||
+                     (bias.defined() && bias.requires_grad()));
+  c10::intrusive_ptr<ConvBnFolded> node;
+  if (grad) node = c10::make_intrusive<ConvBnFolded>(torch::autograd::collect_next_edges(x, weight, gamma, beta, bias));
+  at::Tensor y;
+  {
+    const at::NoGradGuard no_grad;  // the node is y's only history
+    auto [w, terms, q, mask, w_conv] = BnFoldedWeight::run(weight, gamma, running_var, eps, live, fq, grad);
+    at::Tensor c, save_mean, save_invstd, mean, b;
+    if (live) {
+      c = at::convolution(x, w_conv, bias, conv.stride, conv.padding, conv.dilation, false, conv.output_padding(),
+                          conv.groups);
+      std::tie(y, save_mean, save_invstd) =
+          at::native_batch_norm(c, gamma, beta, running_mean, running_var, true, momentum, eps);
+    } else {  // the folded bias from the same terms (BnFoldedBias's forward)
+      const at::Tensor gm = gamma.contiguous(), be = beta.contiguous();
+      mean = running_mean.contiguous();
+      b = bias.defined() ? bias.contiguous() : bias;
+      at::Tensor folded_bias = output_like(mean);
+      BnFoldParams p = fold_params(terms);
+      p.gamma = gm.data_ptr<float>();
+      bn_folded_bias_forward(p, be.data_ptr<float>(), mean.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                             folded_bias.data_ptr<float>());
+      y = at::convolution(x, w_conv, folded_bias, conv.stride, conv.padding, conv.dilation, false,
+                          conv.output_padding(), conv.groups);
+    }
+    if (node) {
+      using torch::autograd::SavedVariable;
+      node->x = SavedVariable(x, false);
+      node->weight = SavedVariable(w, false);
+      if (live) node->gamma = SavedVariable(gamma, false);
+      node->mean = SavedVariable(mean, false);
+      node->bias = SavedVariable(b, false);
+      node->terms = terms;
+      if (live) node->q = q;
+      node->mask = mask;
+      node->w_conv = w_conv;
+      node->c = c;
+      node->save_mean = save_mean;
+      node->save_invstd = save_invstd;
+      node->conv = conv;
+      node->eps = eps;
+      node->live = live;
+      node->has_bias = bias.defined();
+    }
+  }
+  if (node) torch::autograd::set_history(y, node);
+  return y;
 }
 
 at::Tensor with_mask_backward(const at::Tensor& x, const std::function<FqResult(bool)>& fq, bool relu) {

@@ -5,6 +5,7 @@
 #include <torch/extension.h>
 
 #include <functional>
+#include <vector>
 
 #include "bind_fake_quant.h"
 
@@ -28,5 +29,22 @@ at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, c
 // bias (cpu/bn_fold.h). All float32 CPU tensors of one element per channel (the caller checks).
 at::Tensor bn_folded_bias(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, const at::Tensor& bias, double eps);
+
+// A convolution's geometry as at::convolution takes it (not transposed).
+struct ConvGeometry {
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups = 1;
+  std::vector<int64_t> output_padding() const { return std::vector<int64_t>(stride.size(), 0); }
+};
+
+// A QAT ConvBn layer (torch.ao's ConvBn*d forward) as one autograd node; float32 CPU tensors, the caller checks.
+// Live (BN trains): native_batch_norm(conv(x, w, bias), gamma, beta, running stats, training, momentum, eps)
+// with w = bn_folded_weight(divide), the running statistics updated in place. Frozen: conv(x, w, b) with
+// w = bn_folded_weight(no divide), b = bn_folded_bias. Gradients of x, weight, gamma, beta and bias: the
+// values of the three nodes it replaces.
+at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
+                          const at::Tensor& running_var, double eps, double momentum, bool live,
+                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq);
 
 }  // namespace fakequant

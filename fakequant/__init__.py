@@ -44,3 +44,7 @@ __all__ = [
     "pack_weight",
     "release_cached_outputs",
 ]
+
+# Loaded last, and always: the QAT modules (fakequant.nn) and the workflow import each other, and only this
+# order works whichever of them a user imports first.
+from . import quantization  # noqa: E402,F401

@@ -130,7 +130,29 @@ class _ConvBnNd(BnFold):
         self._init_qat(qconfig)
 
     def forward(self, x):
-        return self.activation_post_process(self._bn_folded(x, self._conv_forward))
+        return self.activation_post_process(self._conv_bn(x))
+
+    def _conv_bn(self, x):
+        """_bn_folded(x, conv) as one C++ autograd node where it can run so (see _node_args): the same values,
+        with the work of three nodes (folded weight, conv, batch norm) in one."""
+        args = self._node_args(x)
+        return self._bn_folded(x, self._conv_forward) if args is None else _ops.conv_bn_node(x, *args)
+
+    def _node_args(self, x):
+        """conv_bn_node's arguments after the input, or None where the layer runs op by op: the weight's fake
+        quant is not the fused one (or does not run fused), a tensor is not float32, the padding is not plain
+        zeros, or BN has hooks to call. Runs on every step, so it reads the module dicts directly."""
+        fake_quant, bn = self._modules["weight_fake_quant"], self._modules["bn"]
+        fused_args = getattr(fake_quant, "_fused_args", None)
+        weight, bn_params, bn_buffers = self._parameters["weight"], bn._parameters, bn._buffers
+        gamma, running_var = bn_params["weight"], bn_buffers["running_var"]
+        if (fused_args is None or not fake_quant._runs_fused(x) or self.padding_mode != "zeros"
+                or isinstance(self.padding, str) or bn._forward_hooks or bn._forward_pre_hooks or running_var is None
+                or not x.dtype == weight.dtype == gamma.dtype == running_var.dtype == torch.float32):
+            return None
+        return (weight, self._parameters["bias"], gamma, bn_params["bias"], bn_buffers["running_mean"], running_var,
+                bn_buffers["num_batches_tracked"], bn.eps, bn.momentum, bn.training, self.stride, self.padding,
+                self.dilation, self.groups) + fused_args()
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -144,7 +166,7 @@ class _ConvBnNd(BnFold):
 
 class _ConvBnReLUNd(_ConvBnNd):
     def forward(self, x):
-        return relu_then(self.activation_post_process, self._bn_folded(x, self._conv_forward), inplace=True)
+        return relu_then(self.activation_post_process, self._conv_bn(x), inplace=True)
 
 
 class ConvBn1d(_ConvBnNd, nn.Conv1d):
