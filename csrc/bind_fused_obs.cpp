@@ -150,6 +150,29 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   return {y, need_mask ? std::optional<at::Tensor>(mask) : std::nullopt, order};
 }
 
+// fused()'s arguments after the input, from a Python call's positional arguments (the fake-quant module's
+// _fused_args()).
+struct FusedObsArgs {
+  static constexpr size_t kCount = 12;
+  at::Tensor observer_on, fake_quant_on, running_min, running_max, scale, zero_point;
+  double averaging_const;
+  int64_t qmin, qmax, ch_axis;
+  bool per_row, symmetric;
+
+  FusedObsArgs(const pybind11::args& a, size_t i)
+      : observer_on(a[i].cast<at::Tensor>()), fake_quant_on(a[i + 1].cast<at::Tensor>()),
+        running_min(a[i + 2].cast<at::Tensor>()), running_max(a[i + 3].cast<at::Tensor>()),
+        scale(a[i + 4].cast<at::Tensor>()), zero_point(a[i + 5].cast<at::Tensor>()),
+        averaging_const(a[i + 6].cast<double>()), qmin(a[i + 7].cast<int64_t>()), qmax(a[i + 8].cast<int64_t>()),
+        ch_axis(a[i + 9].cast<int64_t>()), per_row(a[i + 10].cast<bool>()), symmetric(a[i + 11].cast<bool>()) {}
+
+  FqResult run(const at::Tensor& x, bool need_mask, bool relu) const {
+    auto [y, mask, order] = fused(x, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
+                                  averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, relu);
+    return {y, mask.value_or(at::Tensor()), order};
+  }
+};
+
 // Per element of min_val / max_val: (scale float32, zero_point int32) with min_val's shape.
 std::tuple<at::Tensor, at::Tensor> choose_qparams_tensor(const at::Tensor& min_val, const at::Tensor& max_val,
                                                          int64_t qmin, int64_t qmax, bool symmetric) {
@@ -246,17 +269,16 @@ void bind_fused_obs(pybind11::module_& m) {
           return bn_folded_bias(gamma, beta, running_mean, running_var, b, eps);
         },
         "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a, "bias"_a, "eps"_a);
-  // A QAT ConvBn layer as one node (see conv_bn_folded), its weight through the fused observer + fake quant.
-  // num_batches_tracked / momentum follow torch's BatchNorm: while BN trains, the count goes up by one and
-  // momentum None averages with 1 / count.
+  // A QAT ConvBn layer as one node (see conv_bn_folded). *args: the weight fake quant's fused-op arguments
+  // (fused_obs_fake_quant_autograd's after the input), then optionally the output fake quant's and relu: the
+  // node then also takes in the output fake quant (of relu(z) when relu). num_batches_tracked / momentum follow
+  // torch's BatchNorm: while BN trains, the count goes up by one and momentum None averages with 1 / count.
   m.def("conv_bn_fused_obs",
         [](const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias, const at::Tensor& gamma,
            const at::Tensor& beta, const at::Tensor& running_mean, const at::Tensor& running_var,
            at::Tensor num_batches_tracked, double eps, std::optional<double> momentum, bool live,
            std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
-           const at::Tensor& observer_on, const at::Tensor& fake_quant_on, at::Tensor running_min,
-           at::Tensor running_max, at::Tensor scale, at::Tensor zero_point, double averaging_const, int64_t qmin,
-           int64_t qmax, int64_t ch_axis, bool per_row, bool symmetric) {
+           const pybind11::args& args) {
           const at::Tensor b = bias.value_or(at::Tensor());
           check_fold_weight(weight, gamma, running_var);
           check_bn_vectors(gamma, beta, running_mean, running_var, b);
@@ -267,6 +289,16 @@ void bind_fused_obs(pybind11::module_& m) {
             if (v->size() != dims)
               value_error(std::string(name) + " must have " + std::to_string(dims) + " elements, one per spatial dim");
           }
+          if (args.size() != FusedObsArgs::kCount && args.size() != 2 * FusedObsArgs::kCount + 1)
+            value_error("conv_bn_fused_obs takes the weight fake quant's " + std::to_string(FusedObsArgs::kCount) +
+                        " fused-op arguments, then optionally the output fake quant's and relu");
+          const FusedObsArgs w_fq(args, 0);
+          std::optional<FusedObsArgs> out_fq;
+          bool relu = false;
+          if (args.size() > FusedObsArgs::kCount) {
+            out_fq.emplace(args, FusedObsArgs::kCount);
+            relu = args[2 * FusedObsArgs::kCount].cast<bool>();
+          }
           double factor = momentum.value_or(0.0);
           if (live) {
             check_cpu(num_batches_tracked, "num_batches_tracked");
@@ -276,17 +308,23 @@ void bind_fused_obs(pybind11::module_& m) {
             if (!momentum) factor = 1.0 / static_cast<double>(*num_batches_tracked.const_data_ptr<int64_t>());
           }
           const ConvGeometry conv{std::move(stride), std::move(padding), std::move(dilation), groups};
+          const auto weight_fq = [&](const at::Tensor& u, bool need_mask) { return w_fq.run(u, need_mask, false); };
+          const ActFn act = [&](const at::Tensor& z, bool need_mask) {
+            ActResult a;
+            if (relu && !flag_on(out_fq->fake_quant_on)) {  // torch's relu, then the fused op (a copy of it)
+              a.relu_out = at::relu(z);
+              a.y = std::get<0>(out_fq->run(a.relu_out, false, false));
+              return a;
+            }
+            std::tie(a.y, a.mask, a.order) = out_fq->run(z, need_mask, relu);
+            a.relu_mask = relu;
+            return a;
+          };
           return conv_bn_folded(x, weight, b, gamma, beta, running_mean, running_var, eps, factor, live, conv,
-                                [&](const at::Tensor& u, bool need_mask) {
-            auto [q, mask, order] = fused(u, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
-                                          averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, false);
-            return FqResult{q, mask.value_or(at::Tensor()), order};
-          });
+                                weight_fq, out_fq ? &act : nullptr);
         },
         "input"_a, "weight"_a, "bias"_a, "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a,
-        "num_batches_tracked"_a, "eps"_a, "momentum"_a, "live"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
-        "observer_on"_a, "fake_quant_on"_a, "running_min"_a, "running_max"_a, "scale"_a, "zero_point"_a,
-        "averaging_const"_a, "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_row_fake_quant"_a, "symmetric_quant"_a);
+        "num_batches_tracked"_a, "eps"_a, "momentum"_a, "live"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

@@ -155,14 +155,18 @@ struct BnFoldedBias : public torch::autograd::Node {
   }
 };
 
-// A QAT ConvBn layer as one node (see conv_bn_folded): the folded weight, the convolution and, while BN
-// trains, the batch norm. The backward chains the gradients those three nodes would give in turn: torch's
+// A QAT ConvBn layer as one node (see conv_bn_folded): the folded weight, the convolution, while BN trains
+// the batch norm, and the output fake quant when the caller passes it in. The backward chains the gradients
+// those nodes would give in turn: the fake quant's mask (or torch's ReLU backward), torch's
 // native_batch_norm_backward, convolution_backward, then cpu/bn_fold.h's (frozen: with the folded bias's).
-// One node instead of three saves the engine's per-node work, which a small layer's step notices.
+// One node instead of four saves the engine's per-node work, which a small layer's step notices.
 struct ConvBnFolded : public torch::autograd::Node {
   torch::autograd::SavedVariable x, weight, gamma, mean, bias;  // mean, bias: the folded bias's (frozen)
   at::Tensor terms, q, mask, w_conv;                            // w_conv: the weight the convolution ran with
   at::Tensor c, save_mean, save_invstd;                         // BN's input and batch statistics (live)
+  at::Tensor act_mask, relu_out;                                // the output fake quant's (ActResult)
+  std::vector<int64_t> act_order;
+  bool act_relu_mask = false;
   ConvGeometry conv;
   double eps = 0;
   bool live = false, has_bias = false;
@@ -172,6 +176,7 @@ struct ConvBnFolded : public torch::autograd::Node {
   void release_variables() override {
     for (auto* v : {&x, &weight, &gamma, &mean, &bias}) v->reset_data();
     c.reset();
+    relu_out.reset();
   }
 
   // Gradients of x, weight, gamma, beta and bias (the node's edges).
@@ -181,6 +186,11 @@ struct ConvBnFolded : public torch::autograd::Node {
     const bool want_w = should_compute_output(1), want_gamma = should_compute_output(2),
                want_beta = should_compute_output(3), want_bias = has_bias && should_compute_output(4);
     at::Tensor g = grads[0], dgamma_bn;
+    if (relu_out.defined()) {
+      g = at::threshold_backward(g, relu_out, 0);
+    } else if (act_mask.defined()) {
+      g = mask_grad(g, act_mask, act_order, act_relu_mask);
+    }
     if (live) {
       std::tie(g, dgamma_bn, out[3]) = at::native_batch_norm_backward(
           g, c, gamma.unpack(), {}, {}, save_mean, save_invstd, true, eps, {true, want_gamma, want_beta});
@@ -264,7 +274,8 @@ at::Tensor bn_folded_weight(const at::Tensor& weight, const at::Tensor& gamma, c
 at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, double eps, double momentum, bool live,
-                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq) {
+                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq,
+                          const ActFn* act) {
   const bool grad = at::GradMode::is_enabled() &&
                     (x.requires_grad() || weight.requires_grad() || gamma.requires_grad() || beta.requires_grad() ||
                      (bias.defined() && bias.requires_grad()));
@@ -292,8 +303,17 @@ at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const a
       y = at::convolution(x, w_conv, folded_bias, conv.stride, conv.padding, conv.dilation, false,
                           conv.output_padding(), conv.groups);
     }
+    ActResult a;
+    if (act) {
+      a = (*act)(y, grad);
+      y = a.y;
+    }
     if (node) {
       using torch::autograd::SavedVariable;
+      node->act_mask = a.mask;
+      node->act_order = std::move(a.order);
+      node->act_relu_mask = a.relu_mask;
+      node->relu_out = a.relu_out;
       node->x = SavedVariable(x, false);
       node->weight = SavedVariable(w, false);
       if (live) node->gamma = SavedVariable(gamma, false);

@@ -37,14 +37,26 @@ struct ConvGeometry {
   std::vector<int64_t> output_padding() const { return std::vector<int64_t>(stride.size(), 0); }
 };
 
+// The output fake quant a ConvBn node may take in: y = fq(z) (relu: of relu(z)) with its mask for mask_grad
+// (relu_mask: the two-plane mask of a fused ReLU), or relu_out = relu(z) for torch's ReLU backward where the
+// ReLU ran outside the fake quant (its fake quant off: y is then a copy).
+struct ActResult {
+  at::Tensor y, mask;
+  std::vector<int64_t> order;
+  bool relu_mask = false;
+  at::Tensor relu_out;
+};
+using ActFn = std::function<ActResult(const at::Tensor& z, bool need_mask)>;
+
 // A QAT ConvBn layer (torch.ao's ConvBn*d forward) as one autograd node; float32 CPU tensors, the caller checks.
 // Live (BN trains): native_batch_norm(conv(x, w, bias), gamma, beta, running stats, training, momentum, eps)
 // with w = bn_folded_weight(divide), the running statistics updated in place. Frozen: conv(x, w, b) with
-// w = bn_folded_weight(no divide), b = bn_folded_bias. Gradients of x, weight, gamma, beta and bias: the
-// values of the three nodes it replaces.
+// w = bn_folded_weight(no divide), b = bn_folded_bias. act, when not null, is the output fake quant, taken
+// into the node. Gradients of x, weight, gamma, beta and bias: the values of the nodes it replaces.
 at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, double eps, double momentum, bool live,
-                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq);
+                          const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq,
+                          const ActFn* act);
 
 }  // namespace fakequant

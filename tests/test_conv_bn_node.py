@@ -35,9 +35,13 @@ def layer(case, momentum=0.1):
     return mod, shape
 
 
-def layer_node(y):
-    """The autograd node before the output fake quant's."""
-    return y.grad_fn.next_functions[0][0].name()
+def node_names(y):
+    """The autograd nodes from y back along first inputs."""
+    names, node = [], y.grad_fn
+    while node is not None:
+        names.append(node.name())
+        node = node.next_functions[0][0] if node.next_functions else None
+    return names
 
 
 def op_by_op(mod, x):
@@ -48,11 +52,18 @@ def op_by_op(mod, x):
     return mod.activation_post_process(y)
 
 
+@pytest.mark.parametrize("post", ["in the node", "fake quant off", "outside the node"])
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("case", list(CASES))
-def test_node_matches_op_by_op(isa, case, momentum):
+def test_node_matches_op_by_op(isa, case, momentum, post):
+    """post: the output fake quant runs in the node, runs in the node with its fake quant off (a ReLU then
+    goes through torch's relu and its backward), or stays a separate module call (a hook on it)."""
     ours, shape = layer(case, momentum)
+    if post == "fake quant off":
+        ours.activation_post_process.disable_fake_quant()
     theirs = copy.deepcopy(ours)
+    if post == "outside the node":
+        ours.activation_post_process.register_forward_hook(lambda *args: None)
     g = torch.Generator().manual_seed(7)
     for step in range(5):
         if step == 2:
@@ -62,7 +73,7 @@ def test_node_matches_op_by_op(isa, case, momentum):
         x = torch.randn(shape, generator=g) * (step + 1)
         xs = [x.clone().requires_grad_() for _ in range(2)]
         y, ty = ours(xs[0]), op_by_op(theirs, xs[1])
-        assert layer_node(y) == "ConvBnFoldedBackward"
+        assert "ConvBnFoldedBackward" in node_names(y)[:1 if post != "outside the node" else 3]
         assert_bitwise_equal(y.detach(), ty.detach())
         dy = torch.randn(y.shape, generator=g)
         leaves = [[m] + [p for _, p in mod.named_parameters()] for m, mod in ((xs[0], ours), (xs[1], theirs))]
@@ -84,7 +95,7 @@ def test_runs_op_by_op_where_the_node_does_not_apply():
     reflect, _ = layer("2d")
     reflect.padding_mode = "reflect"
     assert reflect._node_args(torch.randn(shape)) is None
-    assert layer_node(reflect(torch.randn(shape, requires_grad=True))) != "ConvBnFoldedBackward"
+    assert "ConvBnFoldedBackward" not in node_names(reflect(torch.randn(shape, requires_grad=True)))
 
 
 def test_eval_and_no_grad():
@@ -127,3 +138,5 @@ def test_bad_arguments():
         _ops.conv_bn_node(torch.randn(shape), *bad)
     with pytest.raises(RuntimeError):  # torch's convolution names the mismatch
         _ops.conv_bn_node(torch.randn(5, 3, 9, 9), *args)
+    with pytest.raises(ValueError, match="fused-op arguments"):
+        _ops.conv_bn_node(torch.randn(shape), *args[:-1])

@@ -129,14 +129,23 @@ class _ConvBnNd(BnFold):
         self._init_bn(self._BN, out_channels, eps, momentum, freeze_bn, bias)
         self._init_qat(qconfig)
 
-    def forward(self, x):
-        return self.activation_post_process(self._conv_bn(x))
+    _RELU = False
 
-    def _conv_bn(self, x):
-        """_bn_folded(x, conv) as one C++ autograd node where it can run so (see _node_args): the same values,
-        with the work of three nodes (folded weight, conv, batch norm) in one."""
+    def forward(self, x):
+        """post(_bn_folded(x, conv)) (post: the output fake quant, after a ReLU in ConvBnReLU) as one C++ autograd
+        node where it can run so (see _node_args): the same values, with the work of four nodes (folded weight,
+        conv, batch norm, output fake quant) in one; the output fake quant stays outside when it does not run
+        fused."""
+        post = self._modules["activation_post_process"]
         args = self._node_args(x)
-        return self._bn_folded(x, self._conv_forward) if args is None else _ops.conv_bn_node(x, *args)
+        if args is not None:
+            post_args = getattr(post, "_fused_args", None)
+            if post_args is not None and post._runs_fused(x):
+                return _ops.conv_bn_node(x, *args, *post_args(), self._RELU)
+            y = _ops.conv_bn_node(x, *args)
+        else:
+            y = self._bn_folded(x, self._conv_forward)
+        return relu_then(post, y, inplace=True) if self._RELU else post(y)
 
     def _node_args(self, x):
         """conv_bn_node's arguments after the input, or None where the layer runs op by op: the weight's fake
@@ -165,8 +174,7 @@ class _ConvBnNd(BnFold):
 
 
 class _ConvBnReLUNd(_ConvBnNd):
-    def forward(self, x):
-        return relu_then(self.activation_post_process, self._conv_bn(x), inplace=True)
+    _RELU = True
 
 
 class ConvBn1d(_ConvBnNd, nn.Conv1d):
