@@ -23,10 +23,10 @@ constexpr GradKernel kMaskGrad[] = {mask_grad_ref, mask_grad_avx2, mask_grad_avx
 
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
-                        bool relu) {
+                        bool relu, bool in_place) {
   FakeQuantParams p;
   p.dtype = check_float_input(x, "input");
-  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim, relu ? 2 : 1);
+  FakeQuantOutputs o = fake_quant_outputs(x, axis, need_mask, &p.it, &p.ch_dim, relu ? 2 : 1, in_place);
   p.x = x.data_ptr();
   p.y = o.y.data_ptr();
   p.mask = need_mask ? reinterpret_cast<uint64_t*>(o.mask.data_ptr<int64_t>()) : nullptr;

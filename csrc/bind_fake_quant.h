@@ -15,11 +15,11 @@ using FqResult = std::tuple<at::Tensor, at::Tensor, std::vector<int64_t>>;
 
 // Fake-quantizes x with the kernel for the active ISA; scale / zero_point hold one float per
 // channel of `axis` (one in all when axis < 0); relu: of relu(x), with the ReLU's bits as the mask's
-// second plane.
+// second plane; in_place: the output overwrites x (see fake_quant_outputs).
 // Checks only x's dtype: callers check the rest.
 FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* zero_point, int64_t axis,
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
-                        bool relu = false);
+                        bool relu = false, bool in_place = false);
 
 // dx = dy * mask; `order` is the walk order the forward returned with the mask. relu: the mask of a
 // fused ReLU (run_fake_quant with relu), whose second bit plane zeroes dx (+0) where the ReLU stopped it.

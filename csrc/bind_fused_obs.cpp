@@ -70,11 +70,12 @@ struct Buffer {
 
 using FusedResult = std::tuple<at::Tensor, std::optional<at::Tensor>, std::vector<int64_t>>;
 
-// (output, mask or None when the gradient passes everywhere, walk order for mask_grad).
+// (output, mask or None when the gradient passes everywhere, walk order for mask_grad). in_place: x is a
+// dense intermediate of the caller's, which the output overwrites.
 FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::Tensor& fake_quant_on,
                   at::Tensor running_min, at::Tensor running_max, at::Tensor scale, at::Tensor zero_point,
                   double averaging_const, int64_t qmin, int64_t qmax, int64_t ch_axis, bool per_row,
-                  bool symmetric, bool need_mask, bool relu) {
+                  bool symmetric, bool need_mask, bool relu, bool in_place = false) {
   check_cpu(x, "input");
   check_float_input(x, "input");
   check_same_device({{"input", &x}, {"observer_on", &observer_on}, {"fake_quant_on", &fake_quant_on},
@@ -131,7 +132,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
     rmin.commit();
     rmax.commit();
   }
-  if (!quantize) return {x.clone(), std::nullopt, {}};
+  if (!quantize) return {in_place ? x : x.clone(), std::nullopt, {}};
 
   Buffer s(scale), z(zero_point);
   float* sp = s.data.data_ptr<float>();
@@ -146,7 +147,7 @@ FusedResult fused(const at::Tensor& x, const at::Tensor& observer_on, const at::
   s.commit();
   z.commit();
   auto [y, mask, order] = run_fake_quant(x, sp, zp_float.data(), per_row ? ch_axis : -1, ZeroPointMode::RoundThenAdd,
-                                         per_row, qmin, qmax, need_mask, relu);
+                                         per_row, qmin, qmax, need_mask, relu, in_place);
   return {y, need_mask ? std::optional<at::Tensor>(mask) : std::nullopt, order};
 }
 
@@ -166,9 +167,9 @@ struct FusedObsArgs {
         averaging_const(a[i + 6].cast<double>()), qmin(a[i + 7].cast<int64_t>()), qmax(a[i + 8].cast<int64_t>()),
         ch_axis(a[i + 9].cast<int64_t>()), per_row(a[i + 10].cast<bool>()), symmetric(a[i + 11].cast<bool>()) {}
 
-  FqResult run(const at::Tensor& x, bool need_mask, bool relu) const {
+  FqResult run(const at::Tensor& x, bool need_mask, bool relu, bool in_place = false) const {
     auto [y, mask, order] = fused(x, observer_on, fake_quant_on, running_min, running_max, scale, zero_point,
-                                  averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, relu);
+                                  averaging_const, qmin, qmax, ch_axis, per_row, symmetric, need_mask, relu, in_place);
     return {y, mask.value_or(at::Tensor()), order};
   }
 };
@@ -316,7 +317,7 @@ void bind_fused_obs(pybind11::module_& m) {
               a.y = std::get<0>(out_fq->run(a.relu_out, false, false));
               return a;
             }
-            std::tie(a.y, a.mask, a.order) = out_fq->run(z, need_mask, relu);
+            std::tie(a.y, a.mask, a.order) = out_fq->run(z, need_mask, relu, /*in_place=*/true);
             a.relu_mask = relu;
             return a;
           };

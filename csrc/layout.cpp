@@ -47,9 +47,9 @@ Strided make_strided(const std::vector<int64_t>& order, const at::Tensor& in, co
 }
 
 FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim,
-                                    int mask_planes) {
+                                    int mask_planes, bool in_place) {
   FakeQuantOutputs o;
-  o.y = output_like(x);
+  o.y = in_place ? x : output_like(x);
   o.mask = output_empty({need_mask ? mask_planes * mask_words(x.numel()) : 0}, x.options().dtype(at::kLong));
   o.order = walk_order(x, axis);
   *it = make_strided(o.order, x, o.y, axis, ch_dim);

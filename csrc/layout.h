@@ -29,8 +29,9 @@ struct FakeQuantOutputs {
   std::vector<int64_t> order;
 };
 // mask_planes: bit planes of numel bits each in `mask` (2 for a fused ReLU's mask: fake quant's, then the ReLU's).
+// in_place: y is x itself (a dense intermediate its caller owns), which the elementwise kernels may overwrite.
 FakeQuantOutputs fake_quant_outputs(const at::Tensor& x, int64_t axis, bool need_mask, Strided* it, int* ch_dim,
-                                    int mask_planes = 1);
+                                    int mask_planes = 1, bool in_place = false);
 
 // Runs kernel(begin, end) over [0, numel) in blocks of kBlock elements on torch's thread pool.
 template <class F>

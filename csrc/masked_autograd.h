@@ -39,7 +39,8 @@ struct ConvGeometry {
 
 // The output fake quant a ConvBn node may take in: y = fq(z) (relu: of relu(z)) with its mask for mask_grad
 // (relu_mask: the two-plane mask of a fused ReLU), or relu_out = relu(z) for torch's ReLU backward where the
-// ReLU ran outside the fake quant (its fake quant off: y is then a copy).
+// ReLU ran outside the fake quant (its fake quant off: y is then a copy). z is the node's own intermediate:
+// y may overwrite it.
 struct ActResult {
   at::Tensor y, mask;
   std::vector<int64_t> order;
