@@ -89,12 +89,13 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
 
 }  // namespace
 
-at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu) {
+at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu,
+                     bool in_place) {
   check_cpu(dy, "grad");
   MaskGradParams p;
   p.dtype = check_float_input(dy, "grad");
   check_mask_covers(mask, (relu ? 2 : 1) * mask_words(dy.numel()) * 64);
-  at::Tensor dx = output_like(dy);
+  at::Tensor dx = in_place ? dy : output_like(dy);
   p.it = make_strided(order, dy, dx);
   p.dy = dy.data_ptr();
   p.dx = dx.data_ptr();
@@ -113,7 +114,9 @@ void bind_fake_quant(pybind11::module_& m) {
         "quant_min"_a, "quant_max"_a, "need_mask"_a);
   m.def("fake_quant_per_channel", &per_channel, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a,
         "quant_max"_a, "need_mask"_a);
-  m.def("mask_grad", &mask_grad, "grad"_a, "mask"_a, "order"_a, "relu"_a = false);
+  m.def("mask_grad", [](const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu) {
+    return mask_grad(dy, mask, order, relu);
+  }, "grad"_a, "mask"_a, "order"_a, "relu"_a = false);
   // The same ops as autograd nodes (no need_mask argument): what fakequant.ops calls for CPU tensors.
   m.def("fake_quant_per_tensor_autograd", [](const at::Tensor& x, double s, int64_t zp, int64_t qmin, int64_t qmax) {
     return with_mask_backward(x, [&](bool need_mask) { return per_tensor(x, s, zp, qmin, qmax, need_mask); });

@@ -23,7 +23,8 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
 
 // dx = dy * mask; `order` is the walk order the forward returned with the mask. relu: the mask of a
 // fused ReLU (run_fake_quant with relu), whose second bit plane zeroes dx (+0) where the ReLU stopped it.
+// in_place: dx overwrites dy (which must be dense and nobody else's).
 at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order,
-                     bool relu = false);
+                     bool relu = false, bool in_place = false);
 
 }  // namespace fakequant

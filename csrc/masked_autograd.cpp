@@ -15,6 +15,13 @@ namespace {
 
 using torch::autograd::variable_list;
 
+// grad * mask (mask_grad), written over grad where the node holds grad's only reference and storage: the
+// engine hands a node its incoming gradient, and a fresh output per layer costs page faults.
+at::Tensor owned_mask_grad(at::Tensor&& grad, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu) {
+  const bool owned = grad.use_count() == 1 && grad.storage().use_count() == 1 && grad.is_non_overlapping_and_dense();
+  return mask_grad(grad, mask, order, relu, owned);
+}
+
 // dx = grad * mask (relu: the fused ReLU's two-plane mask). A hand-written node, not a Function<T>: that one
 // demangles its type name and looks its saved data up by string on every backward, which a small layer's
 // backward notices. The mask is the op's own tensor, so it needs no SavedVariable version check.
@@ -27,9 +34,8 @@ struct MaskedFakeQuantBackward : public torch::autograd::Node {
   std::string name() const override { return "MaskedFakeQuantBackward"; }
 
   variable_list apply(variable_list&& grads) override {
-    const at::Tensor& grad = grads[0];
-    if (!grad.defined() || !mask.defined()) return {grad};
-    return {mask_grad(grad, mask, order, relu)};
+    if (!grads[0].defined() || !mask.defined()) return {grads[0]};
+    return {owned_mask_grad(std::move(grads[0]), mask, order, relu)};
   }
 };
 
@@ -185,11 +191,11 @@ struct ConvBnFolded : public torch::autograd::Node {
     if (!grads[0].defined()) return out;
     const bool want_w = should_compute_output(1), want_gamma = should_compute_output(2),
                want_beta = should_compute_output(3), want_bias = has_bias && should_compute_output(4);
-    at::Tensor g = grads[0], dgamma_bn;
+    at::Tensor g = std::move(grads[0]), dgamma_bn;
     if (relu_out.defined()) {
       g = at::threshold_backward(g, relu_out, 0);
     } else if (act_mask.defined()) {
-      g = mask_grad(g, act_mask, act_order, act_relu_mask);
+      g = owned_mask_grad(std::move(g), act_mask, act_order, act_relu_mask);
     }
     if (live) {
       std::tie(g, dgamma_bn, out[3]) = at::native_batch_norm_backward(

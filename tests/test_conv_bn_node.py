@@ -140,3 +140,19 @@ def test_bad_arguments():
         _ops.conv_bn_node(torch.randn(5, 3, 9, 9), *args)
     with pytest.raises(ValueError, match="fused-op arguments"):
         _ops.conv_bn_node(torch.randn(shape), *args[:-1])
+
+
+def test_gradient_held_elsewhere_is_not_overwritten():
+    """The nodes write grad * mask over the incoming gradient only when they hold its only reference."""
+    mod, shape = layer("2d relu, dilated")
+    act = fqq.get_default_qat_qconfig("x86").activation()
+    x = torch.randn(shape, requires_grad=True)
+    for forward in (mod, act):
+        dy = torch.randn(forward(x).shape)
+        kept = dy.clone()
+        torch.autograd.grad(forward(x), x, dy)
+        assert_bitwise_equal(dy, kept)
+        views = torch.randn(2, *dy.shape)  # views[0] shares its storage
+        kept = views.clone()
+        torch.autograd.grad(forward(x), x, views[0])
+        assert_bitwise_equal(views, kept)
