@@ -32,19 +32,10 @@ def torch_qconfig(bits, backend):
 
 
 def torch_ptq(float_model, data, args):
-    """qat.post_training_quantized's steps in torch.ao: fake quant off while observing the training set in
-    eval mode, then observers off and fake quant on."""
+    """qat.post_training_quantized's steps in torch.ao."""
     model = torch_fused_twin(float_model).train()
     model.qconfig = torch_qconfig(args.bits, args.backend)
-    tq.prepare_qat(model, inplace=True)
-    model.apply(tq.disable_fake_quant)
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(data["y_train"]), args.batch_size):
-            model(data["x_train"][i:i + args.batch_size])
-    model.apply(tq.disable_observer)
-    model.apply(tq.enable_fake_quant)
-    return model
+    return qat.calibrated(tq.prepare_qat(model, inplace=True), data, args.batch_size, tq)
 
 
 def main():

@@ -166,14 +166,19 @@ def train_float(data, args, gen, in_channels, num_classes):
 
 def post_training_quantized(float_model, data, args):
     """The prepared model calibrated on the training set without training (observers on, fake quant off)."""
-    model = prepared(float_model, args)
-    model.apply(fq.disable_fake_quant)
+    return calibrated(prepared(float_model, args), data, args.batch_size)
+
+
+def calibrated(model, data, batch_size, workflow=fq):
+    """A prepared model's observers run over the training set in eval mode with fake quant off, then frozen,
+    and fake quant on. workflow: fakequant.quantization, or torch.ao.quantization for a model it prepared."""
+    model.apply(workflow.disable_fake_quant)
     model.eval()
     with torch.no_grad():
-        for i in range(0, len(data["y_train"]), args.batch_size):
-            model(data["x_train"][i:i + args.batch_size])
-    model.apply(fq.disable_observer)
-    model.apply(fq.enable_fake_quant)
+        for i in range(0, len(data["y_train"]), batch_size):
+            model(data["x_train"][i:i + batch_size])
+    model.apply(workflow.disable_observer)
+    model.apply(workflow.enable_fake_quant)
     return model
 
 
