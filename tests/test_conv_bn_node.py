@@ -85,6 +85,23 @@ def test_node_matches_op_by_op(isa, case, momentum, post):
             assert_bitwise_equal(a, b)
 
 
+def test_channels_last():
+    ours, shape = layer("2d relu, dilated")
+    ours = ours.to(memory_format=torch.channels_last)
+    theirs = copy.deepcopy(ours)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(2):
+        x = torch.randn(shape, generator=g).to(memory_format=torch.channels_last)
+        xs = [x.clone().requires_grad_() for _ in range(2)]
+        y, ty = ours(xs[0]), op_by_op(theirs, xs[1])
+        assert y.grad_fn.name() == "ConvBnFoldedBackward" and y.is_contiguous(memory_format=torch.channels_last)
+        assert_bitwise_equal(y.detach(), ty.detach())
+        dy = torch.randn(y.shape, generator=g)
+        grads = torch.autograd.grad(y, [xs[0], *ours.parameters()], dy)
+        for a, b in zip(grads, torch.autograd.grad(ty, [xs[1], *theirs.parameters()], dy)):
+            assert_bitwise_equal(a, b)
+
+
 def test_runs_op_by_op_where_the_node_does_not_apply():
     """float64, non-zero padding modes and BN hooks keep the op-by-op path (same values as before)."""
     mod, shape = layer("2d")
