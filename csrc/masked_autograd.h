@@ -1,5 +1,5 @@
-// masked_autograd.h — the CPU fake-quant ops as C++ autograd nodes: the forward kernel writes the one-bit
-// mask, the node's backward uses it (no Python autograd.Function on the hot path).
+// masked_autograd.h — the CPU fake-quant ops, BN folding and a QAT ConvBn layer as C++ autograd nodes: the
+// forward kernel writes the one-bit mask, the node's backward uses it (no Python autograd.Function on the hot path).
 #pragma once
 
 #include <torch/extension.h>
