@@ -132,7 +132,8 @@ at::Tensor lsq_autograd(const at::Tensor& x, const at::Tensor& scale, const at::
     const at::NoGradGuard no_grad;  // the node below is y's only history
     y = lsq_forward(x, scale, zero_point, axis, qmin, qmax);
   }
-  auto node = c10::make_intrusive<LearnableFakeQuantBackward>(torch::autograd::collect_next_edges(x, scale, zero_point));
+  auto node =
+      c10::make_intrusive<LearnableFakeQuantBackward>(torch::autograd::collect_next_edges(x, scale, zero_point));
   node->x = SavedVariable(x, /*is_output=*/false);
   node->scale = SavedVariable(scale, false);
   node->zero_point = SavedVariable(zero_point, false);
