@@ -1,5 +1,6 @@
 // bind_lsq.cpp — learnable (LSQ) fake quant: forward through the fake-quant runner, backward in one pass
 // with per-block, per-channel partial sums added up in block order.
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "cpu/lsq.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "lsq_autograd.h"
 #include "out_cache.h"
 #include "reduce.h"
 
@@ -49,22 +51,25 @@ LsqQParams lsq_qparams(const at::Tensor& x, const at::Tensor& scale, const at::T
   return q;
 }
 
-at::Tensor forward(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
-                   int64_t qmin, int64_t qmax) {
-  const LsqQParams q = lsq_qparams(x, scale, zero_point, axis, qmin, qmax, false);
-  return std::get<0>(run_fake_quant(x, q.scale.data_ptr<float>(), q.zero_point.data(), axis,
-                                    ZeroPointMode::RoundThenAdd, axis >= 0, qmin, qmax, false));
-}
-
 bool same_strides(const at::Tensor& a, const at::Tensor& b) {
   for (int64_t d = 0; d < a.dim(); ++d)
     if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
   return true;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& dy, const at::Tensor& input,
-                                                        const at::Tensor& scale, const at::Tensor& zero_point,
-                                                        int64_t axis, int64_t qmin, int64_t qmax, double grad_factor) {
+}  // namespace
+
+at::Tensor lsq_forward(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
+                       int64_t qmin, int64_t qmax) {
+  const LsqQParams q = lsq_qparams(x, scale, zero_point, axis, qmin, qmax, false);
+  return std::get<0>(run_fake_quant(x, q.scale.data_ptr<float>(), q.zero_point.data(), axis,
+                                    ZeroPointMode::RoundThenAdd, axis >= 0, qmin, qmax, false));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lsq_backward(const at::Tensor& dy, const at::Tensor& input,
+                                                            const at::Tensor& scale, const at::Tensor& zero_point,
+                                                            int64_t axis, int64_t qmin, int64_t qmax,
+                                                            double grad_factor) {
   const LsqQParams q = lsq_qparams(input, scale, zero_point, axis, qmin, qmax, true);
   check_cpu(dy, "grad");
   check_same_shape(input, "input", dy, "grad");
@@ -108,14 +113,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& dy, co
   return {dx, dscale, dzero_point};
 }
 
-}  // namespace
-
 void bind_lsq(pybind11::module_& m) {
   using namespace pybind11::literals;
   m.def(
       "lsq_per_tensor",
       [](const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t qmin, int64_t qmax) {
-        return forward(x, scale, zero_point, -1, qmin, qmax);
+        return lsq_forward(x, scale, zero_point, -1, qmin, qmax);
       },
       "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a);
   m.def(
@@ -123,14 +126,14 @@ void bind_lsq(pybind11::module_& m) {
       [](const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis, int64_t qmin,
          int64_t qmax) {
         check_axis(x, axis);
-        return forward(x, scale, zero_point, axis, qmin, qmax);
+        return lsq_forward(x, scale, zero_point, axis, qmin, qmax);
       },
       "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a, "quant_max"_a);
   m.def(
       "lsq_per_tensor_backward",
       [](const at::Tensor& dy, const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
          int64_t qmin, int64_t qmax, double grad_factor) {
-        return backward(dy, x, scale, zero_point, -1, qmin, qmax, grad_factor);
+        return lsq_backward(dy, x, scale, zero_point, -1, qmin, qmax, grad_factor);
       },
       "grad"_a, "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
   m.def(
@@ -138,9 +141,37 @@ void bind_lsq(pybind11::module_& m) {
       [](const at::Tensor& dy, const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
          int64_t axis, int64_t qmin, int64_t qmax, double grad_factor) {
         check_axis(x, axis);
-        return backward(dy, x, scale, zero_point, axis, qmin, qmax, grad_factor);
+        return lsq_backward(dy, x, scale, zero_point, axis, qmin, qmax, grad_factor);
       },
       "grad"_a, "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
+  // The same ops as C++ autograd nodes (backward: the two above).
+  m.def(
+      "lsq_per_tensor_autograd",
+      [](const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t qmin, int64_t qmax,
+         double grad_factor) { return lsq_autograd(x, scale, zero_point, -1, qmin, qmax, grad_factor); },
+      "input"_a, "scale"_a, "zero_point"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
+  m.def(
+      "lsq_per_channel_autograd",
+      [](const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis, int64_t qmin,
+         int64_t qmax, double grad_factor) {
+        check_axis(x, axis);
+        return lsq_autograd(x, scale, zero_point, axis, qmin, qmax, grad_factor);
+      },
+      "input"_a, "scale"_a, "zero_point"_a, "axis"_a, "quant_min"_a, "quant_max"_a, "grad_factor"_a);
+  // LearnableFakeQuantize.forward in one call (see lsq_module_forward): None where the module's own path must run.
+  m.def(
+      "lsq_module_forward",
+      [](const at::Tensor& x, const at::Tensor& static_on, const at::Tensor& fake_quant_on, const at::Tensor& eps,
+         const at::Tensor& scale, const at::Tensor& zero_point, const at::Tensor& min_val, const at::Tensor& max_val,
+         const at::Tensor& obs_eps, double averaging_const, int64_t obs_qmin, int64_t obs_qmax, int64_t qmin,
+         int64_t qmax, int64_t ch_axis, bool per_channel, bool symmetric, bool grad_scaling) {
+        return lsq_module_forward(x, {static_on, fake_quant_on, eps, scale, zero_point, min_val, max_val, obs_eps,
+                                      averaging_const, obs_qmin, obs_qmax, qmin, qmax, ch_axis, per_channel,
+                                      symmetric, grad_scaling});
+      },
+      "input"_a, "static_enabled"_a, "fake_quant_enabled"_a, "eps"_a, "scale"_a, "zero_point"_a, "min_val"_a,
+      "max_val"_a, "observer_eps"_a, "averaging_constant"_a, "observer_quant_min"_a, "observer_quant_max"_a,
+      "quant_min"_a, "quant_max"_a, "ch_axis"_a, "per_channel"_a, "symmetric"_a, "use_grad_scaling"_a);
   m.def("lsq_isa", [] { return std::string(isa_name(dispatch_isa(Isa::Avx512))); });
 }
 

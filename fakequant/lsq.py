@@ -1,13 +1,15 @@
-"""fakequant.lsq — learnable (LSQ) fake quantization: autograd Functions over the fakequant._C kernels."""
+"""fakequant.lsq — learnable (LSQ) fake quantization: C++ autograd nodes on the CPU, an autograd Function over the
+CUDA kernels."""
 from __future__ import annotations
 
 import torch
 
+from . import _C
 from .ops import _kernel
 
 
 class _LearnableFakeQuant(torch.autograd.Function):
-    """Forward is torch's fake quant with the rounded zero point; backward computes dX, dScale and
+    """CUDA: forward is torch's fake quant with the rounded zero point; backward computes dX, dScale and
     dZeroPoint in one pass over (input, grad), as torch's _fake_quantize_learnable_* backward."""
 
     @staticmethod
@@ -35,6 +37,10 @@ def _forward(x, scale, zero_point, axis, quant_min, quant_max):
 
 
 def _apply(x, scale, zero_point, axis, quant_min, quant_max, grad_factor):
+    if x.device.type != "cuda":  # _C's node: the same forward and backward kernels
+        if axis is None:
+            return _C.lsq_per_tensor_autograd(x, scale, zero_point, quant_min, quant_max, float(grad_factor))
+        return _C.lsq_per_channel_autograd(x, scale, zero_point, axis, quant_min, quant_max, float(grad_factor))
     if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad or zero_point.requires_grad):
         return _LearnableFakeQuant.apply(x, scale, zero_point, axis, quant_min, quant_max, float(grad_factor))
     return _forward(x, scale, zero_point, axis, quant_min, quant_max)

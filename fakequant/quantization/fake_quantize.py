@@ -7,6 +7,8 @@ from . import _ops
 from .observer import (PER_CHANNEL, SYMMETRIC, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
                        qparams, quant_range, with_args)
 
+_MOVING_AVERAGE = (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver)
+
 __all__ = ["FakeQuantizeBase", "FakeQuantize", "FusedMovingAvgObsFakeQuantize", "LearnableFakeQuantize",
            "enable_fake_quant", "disable_fake_quant", "enable_observer", "disable_observer"]
 
@@ -261,7 +263,30 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         hi = torch.where((mx <= 0) & (mn < 0), tiny, mx)
         return qparams(lo, hi, obs.quant_min, obs.quant_max, True, float(obs.eps.max()))
 
+    def _node_args(self, x):
+        """_ops.lsq_module_forward's arguments after the input, or None where forward runs op by op: a CUDA input,
+        an observer other than the moving-average ones, or observer hooks to call. Runs for every module on
+        every step, so it reads the module dicts directly."""
+        obs = self._modules["activation_post_process"]
+        if not x.is_cpu or type(obs) not in _MOVING_AVERAGE or obs._forward_hooks or obs._forward_pre_hooks:
+            return None
+        buf, par, obs_buf = self._buffers, self._parameters, obs._buffers
+        return (buf["static_enabled"], buf["fake_quant_enabled"], buf["eps"], par["scale"], par["zero_point"],
+                obs_buf["min_val"], obs_buf["max_val"], obs_buf["eps"], obs.averaging_constant, obs.quant_min,
+                obs.quant_max, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
+                self.qscheme in SYMMETRIC, self.use_grad_scaling)
+
     def forward(self, x):
+        """One C++ call on the CPU (observer update, qparams, LSQ op: _ops.lsq_module_forward) where it can run;
+        the same values as the op-by-op path below, which it hands the rest (see _node_args and the C++ side)."""
+        args = self._node_args(x)
+        if args is not None:
+            y = _ops.lsq_module_forward(x, *args)
+            if y is not None:
+                return y
+        return self._forward_ops(x)
+
+    def _forward_ops(self, x):
         if self.static_enabled.item():
             self.activation_post_process(x.detach())
             scale, zero_point = self._static_qparams()
