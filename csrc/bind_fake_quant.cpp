@@ -89,6 +89,15 @@ FqResult per_channel(const at::Tensor& x, const at::Tensor& scale, const at::Ten
 
 }  // namespace
 
+double single_value(const at::Tensor& t) {
+  if (t.is_cpu() && t.numel() == 1) {
+    if (t.scalar_type() == at::kByte) return *t.const_data_ptr<uint8_t>();
+    if (t.scalar_type() == at::kLong) return static_cast<double>(*t.const_data_ptr<int64_t>());
+    if (t.scalar_type() == at::kFloat) return *t.const_data_ptr<float>();
+  }
+  return t.item().toDouble();
+}
+
 at::Tensor mask_grad(const at::Tensor& dy, const at::Tensor& mask, const std::vector<int64_t>& order, bool relu,
                      bool in_place) {
   check_cpu(dy, "grad");

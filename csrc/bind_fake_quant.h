@@ -21,6 +21,10 @@ FqResult run_fake_quant(const at::Tensor& x, const float* scale, const float* ze
                         ZeroPointMode mode, bool int64_cast, int64_t qmin, int64_t qmax, bool need_mask,
                         bool relu = false, bool in_place = false);
 
+// A one-element tensor's value: a fake-quant module's flag or eps, read on every call, so CPU uint8 / int64 /
+// float32 ones are read in place without a dispatcher call; others go through item().
+double single_value(const at::Tensor& t);
+
 // dx = dy * mask; `order` is the walk order the forward returned with the mask. relu: the mask of a
 // fused ReLU (run_fake_quant with relu), whose second bit plane zeroes dx (+0) where the ReLU stopped it.
 // in_place: dx overwrites dy (which must be dense and nobody else's).

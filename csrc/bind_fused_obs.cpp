@@ -50,13 +50,8 @@ void channel_minmax(const at::Tensor& x, int64_t axis, std::vector<float>& mn, s
   }
 }
 
-// observer_on / fake_quant_on: a CPU long (the fused module's buffers) or uint8 flag is read in place, with no
-// dispatcher call (this runs for every fake-quant module on every step); other flags go through item().
-bool flag_on(const at::Tensor& t) {
-  if (t.is_cpu() && t.scalar_type() == at::kLong) return *t.const_data_ptr<int64_t>() != 0;
-  if (t.is_cpu() && t.scalar_type() == at::kByte) return *t.const_data_ptr<uint8_t>() != 0;
-  return t.item().toLong() != 0;
-}
+// observer_on / fake_quant_on (the fused module's long buffers, or any one-element flag).
+bool flag_on(const at::Tensor& t) { return single_value(t) != 0; }
 
 // A buffer's elements as a contiguous tensor; commit() writes them back when that took a copy.
 struct Buffer {

@@ -8,6 +8,7 @@
 
 #include <torch/csrc/autograd/functions/utils.h>
 
+#include "bind_fake_quant.h"
 #include "checks.h"
 #include "cpu/qparams.h"
 
@@ -44,15 +45,6 @@ struct LearnableFakeQuantBackward : public torch::autograd::Node {
     return out;
   }
 };
-
-// A one-element tensor's value, read in place on the CPU (the module's flags and eps, every call).
-double single_value(const at::Tensor& t) {
-  if (t.is_cpu() && t.numel() == 1) {
-    if (t.scalar_type() == at::kByte) return *t.const_data_ptr<uint8_t>();
-    if (t.scalar_type() == at::kFloat) return *t.const_data_ptr<float>();
-  }
-  return t.item().toDouble();
-}
 
 // observer.py's qparams for one channel: the fused rule; where eps is above that rule's own floor and the scale
 // below eps, the range widened about zero until the scale reaches eps (in torch's precisions: the widening
