@@ -53,6 +53,12 @@ def interleaved(fns, rounds=9, min_time=0.15):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+# --qconfig -> fakequant qconfig for a backend
+QCONFIGS = {"default": fq.get_default_qat_qconfig,
+            "lsq4": lambda backend: fq.get_qat_qconfig_nbits(4, 4, lsq=True),
+            "fused4": lambda backend: fq.get_qat_qconfig_nbits(4, 4)}
+
+
 def step_fn(model, x, y):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
@@ -69,10 +75,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backend", default="x86", choices=fq.BACKENDS)
     ap.add_argument("--quick", action="store_true", help="only the digits case")
+    ap.add_argument("--qconfig", default="default", choices=sorted(QCONFIGS),
+                    help="fakequant's qconfig: the backend's default (torch.ao runs the same), or the example's "
+                         "4-bit ones, LSQ or fused (fakequant only: torch.ao has no such default)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# QAT training step (TinyMobileNetV2, {args.backend} qconfig), {machine()}; "
+    print(f"# QAT training step (TinyMobileNetV2, {args.backend} backend, {args.qconfig} qconfig), {machine()}; "
           f"fakequant ISA {fakequant.backend_info()['fake_quant']}\n")
+    with_torch = args.qconfig == "default"
     rows = []
     for name, (batch, channels, side) in CASES.items():
         if args.quick and not name.startswith("digits"):
@@ -83,18 +93,23 @@ def main():
         float_model = TinyMobileNetV2(in_channels=channels).train()
         ours = copy.deepcopy(float_model)
         ours.fuse_model(is_qat=True)
-        ours.qconfig = fq.get_default_qat_qconfig(args.backend)
+        ours.qconfig = QCONFIGS[args.qconfig](args.backend)
         fq.prepare_qat(ours, inplace=True)
-        theirs = torch_prepared(channels, args.backend)
+        theirs = torch_prepared(channels, args.backend) if with_torch else None
         float_step = step_fn(float_model, x, y)
         for phase in PHASES:
             if phase != PHASES[0]:
                 ours.apply(fq.freeze_bn_stats), ours.apply(fq.disable_observer)
-                theirs.apply(tnniqat.freeze_bn_stats), theirs.apply(tq.disable_observer)
-            t = interleaved({"float": float_step, "torch": step_fn(theirs, x, y), "ours": step_fn(ours, x, y)})
-            rows.append([name, phase, f"{t['float']*1e3:.2f}", f"{t['torch']*1e3:.2f}", f"{t['ours']*1e3:.2f}",
-                         f"{t['torch']/t['float']:.2f}x", f"{t['ours']/t['float']:.2f}x",
-                         f"{t['torch']/t['ours']:.2f}x"])
+                if with_torch:
+                    theirs.apply(tnniqat.freeze_bn_stats), theirs.apply(tq.disable_observer)
+            steps = {"float": float_step, "ours": step_fn(ours, x, y)}
+            if with_torch:
+                steps["torch"] = step_fn(theirs, x, y)
+            t = interleaved(steps)
+            torch_cols = ([f"{t['torch']*1e3:.2f}", f"{t['torch']/t['float']:.2f}x", f"{t['torch']/t['ours']:.2f}x"]
+                          if with_torch else ["n/a"] * 3)
+            rows.append([name, phase, f"{t['float']*1e3:.2f}", torch_cols[0], f"{t['ours']*1e3:.2f}", torch_cols[1],
+                         f"{t['ours']/t['float']:.2f}x", torch_cols[2]])
     print(table(["input", "QAT phase", "float ms", "torch.ao QAT ms", "fakequant QAT ms", "torch.ao / float",
                  "fakequant / float", "torch.ao / fakequant"], rows))
     print("\nmedian ms per step over interleaved rounds (forward + backward + SGD momentum step); same network "
