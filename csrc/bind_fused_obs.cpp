@@ -241,8 +241,9 @@ void def_conv_bn(pybind11::module_& m, const char* name, bool lsq) {
         [lsq, name](const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                     const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                     const at::Tensor& running_var, at::Tensor num_batches_tracked, double eps,
-                    std::optional<double> momentum, bool live, std::vector<int64_t> stride, std::vector<int64_t> padding,
-                    std::vector<int64_t> dilation, int64_t groups, const pybind11::args& args) -> std::optional<at::Tensor> {
+                    std::optional<double> momentum, bool live, std::vector<int64_t> stride,
+                    std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
+                    const pybind11::args& args) -> std::optional<at::Tensor> {
           const at::Tensor b = bias.value_or(at::Tensor());
           check_fold_weight(weight, gamma, running_var);
           check_bn_vectors(gamma, beta, running_mean, running_var, b);

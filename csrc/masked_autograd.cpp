@@ -234,8 +234,8 @@ struct ConvBnFolded : public torch::autograd::Node {
       }
       bn_fold_backward(p, dw.data_ptr<float>(), live ? q.data_ptr<float>() : nullptr,
                        mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
-                       du.defined() ? du.data_ptr<float>() : nullptr, w.data_ptr<float>(), live, want_w ? out[1].data_ptr<float>() : nullptr,
-                       want_gamma ? out[2].data_ptr<float>() : nullptr);
+                       du.defined() ? du.data_ptr<float>() : nullptr, w.data_ptr<float>(), live,
+                       want_w ? out[1].data_ptr<float>() : nullptr, want_gamma ? out[2].data_ptr<float>() : nullptr);
     }
     if (live) {
       if (want_bias) out[4] = db;
