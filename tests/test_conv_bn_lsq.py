@@ -12,8 +12,12 @@ from fakequant.quantization import _ops
 from helpers import assert_bitwise_equal
 
 LSQ = fqq.get_qat_qconfig_nbits(4, 4, lsq=True)
-# An LSQ weight with the fused output fake quant, which the node then takes in as well.
-LSQ_FUSED_ACT = fqq.QConfig(activation=fqq.get_qat_qconfig_nbits(4, 4).activation, weight=LSQ.weight)
+QCONFIGS = {
+    "lsq": LSQ,
+    "lsq per tensor": fqq.get_qat_qconfig_nbits(4, 4, per_channel=False, lsq=True),
+    # An LSQ weight with the fused output fake quant, which the node then takes in as well.
+    "lsq weight, fused output": fqq.QConfig(activation=fqq.get_qat_qconfig_nbits(4, 4).activation, weight=LSQ.weight),
+}
 
 # class -> (input shape, constructor arguments after in / out channels)
 CASES = {
@@ -69,12 +73,12 @@ def check_grads(names, grads, tgrads):
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
-@pytest.mark.parametrize("qconfig", ["lsq", "lsq weight, fused output"])
+@pytest.mark.parametrize("qconfig", list(QCONFIGS))
 @pytest.mark.parametrize("case", list(CASES))
 def test_node_matches_op_by_op(isa, case, qconfig, momentum):
     """Observers on with BN live, then observers off (scale / zero point learned: updated below from the node's
     gradients, the same step on both modules), then BN frozen."""
-    ours, shape = layer(case, LSQ if qconfig == "lsq" else LSQ_FUSED_ACT, momentum)
+    ours, shape = layer(case, QCONFIGS[qconfig], momentum)
     theirs = copy.deepcopy(ours)
     warm_up(ours, theirs)
     g = torch.Generator().manual_seed(7)
