@@ -1,4 +1,4 @@
-// lsq_autograd.h — the CPU LSQ op as a C++ autograd node, and LearnableFakeQuantize's forward in one call.
+// lsq_autograd.h — the CPU LSQ op as a C++ autograd node, its backward state, LearnableFakeQuantize's forward.
 #pragma once
 
 #include <torch/extension.h>

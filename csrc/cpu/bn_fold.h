@@ -45,7 +45,7 @@ static inline float sum_lanes(const float* lanes) {
   return t;
 }
 
-// mask: one bit per element of u in memory order (null: the gradient passes everywhere); du: the fake quant's
+// mask: one bit per element of u in memory order (null: the gradient passes everywhere); du_in: the fake quant's
 // own gradient of u, read instead of the mask's when not null; q: fq(u), read when divide; dw / dgamma may be
 // null (not wanted).
 static inline void bn_fold_backward(const BnFoldParams& p, const float* g, const float* q, const uint64_t* mask,
