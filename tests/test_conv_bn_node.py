@@ -142,7 +142,9 @@ def test_saved_tensors_are_checked():
 
 def test_bad_arguments():
     mod, shape = layer("2d")
-    args = list(mod._node_args(torch.randn(shape)))
+    op, args = mod._node_args(torch.randn(shape))
+    assert op is _ops.conv_bn_node
+    args = list(args)
     with pytest.raises(TypeError, match="input"):
         _ops.conv_bn_node(torch.randn(shape, dtype=torch.float64), *args)
     bad = list(args)
