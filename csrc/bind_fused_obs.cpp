@@ -13,7 +13,6 @@
 #include "cpu/qparams.h"
 #include "dispatch.h"
 #include "layout.h"
-#include "lsq_autograd.h"
 #include "masked_autograd.h"
 #include "reduce.h"
 
@@ -222,93 +221,6 @@ void check_bn_vectors(const at::Tensor& gamma, const at::Tensor& beta, const at:
   }
 }
 
-// LearnableFakeQuantize._node_args (lsq_module_forward's arguments after the input) from a Python call's positional
-// arguments.
-constexpr size_t kLsqArgCount = 17;
-LsqModule lsq_module_args(const pybind11::args& a, size_t i) {
-  const auto t = [&](size_t k) { return a[i + k].cast<at::Tensor>(); };
-  const auto n = [&](size_t k) { return a[i + k].cast<int64_t>(); };
-  const auto b = [&](size_t k) { return a[i + k].cast<bool>(); };
-  return {t(0), t(1), t(2), t(3), t(4), t(5), t(6), t(7), a[i + 8].cast<double>(), n(9), n(10), n(11), n(12), n(13),
-          b(14), b(15), b(16)};
-}
-
-// Defines conv_bn_fused_obs (lsq false) or conv_bn_lsq: the layer's checks, BN's count and momentum, the weight
-// fake quant from the first arguments of *args, the output fake quant from the rest.
-void def_conv_bn(pybind11::module_& m, const char* name, bool lsq) {
-  using namespace pybind11::literals;
-  m.def(name,
-        [lsq, name](const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                    const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
-                    const at::Tensor& running_var, at::Tensor num_batches_tracked, double eps,
-                    std::optional<double> momentum, bool live, std::vector<int64_t> stride,
-                    std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
-                    const pybind11::args& args) -> std::optional<at::Tensor> {
-          const at::Tensor b = bias.value_or(at::Tensor());
-          check_fold_weight(weight, gamma, running_var);
-          check_bn_vectors(gamma, beta, running_mean, running_var, b);
-          check_same_device({{"input", &x}, {"weight", &weight}});
-          check_dtype(x, "input", {at::kFloat});
-          const size_t dims = static_cast<size_t>(weight.dim() - 2);
-          for (const auto& [v, arg] : {std::pair{&stride, "stride"}, {&padding, "padding"}, {&dilation, "dilation"}}) {
-            if (v->size() != dims)
-              value_error(std::string(arg) + " must have " + std::to_string(dims) + " elements, one per spatial dim");
-          }
-          const size_t weight_count = lsq ? kLsqArgCount : FusedObsArgs::kCount;
-          if (args.size() != weight_count && args.size() != weight_count + FusedObsArgs::kCount + 1)
-            value_error(std::string(name) + " takes the weight fake quant's " + std::to_string(weight_count) +
-                        (lsq ? " LSQ module" : " fused-op") +
-                        " arguments, then optionally the output fake quant's fused-op arguments and relu");
-          std::optional<FusedObsArgs> w_fused, out_fq;
-          std::optional<LsqModule> w_lsq;
-          LsqWeight lsq_weight;
-          std::function<FqResult(const at::Tensor&, bool)> weight_fq;
-          if (lsq) {
-            w_lsq.emplace(lsq_module_args(args, 0));
-            lsq_weight.scale = w_lsq->scale;
-            lsq_weight.zero_point = w_lsq->zero_point;
-            weight_fq = [&](const at::Tensor& u, bool need_mask) -> FqResult {
-              return {lsq_module_fq(u, *w_lsq, need_mask ? &lsq_weight.saved : nullptr), {}, {}};
-            };
-          } else {
-            w_fused.emplace(args, 0);
-            weight_fq = [&](const at::Tensor& u, bool need_mask) { return w_fused->run(u, need_mask, false); };
-          }
-          bool relu = false;
-          if (args.size() > weight_count) {
-            out_fq.emplace(args, weight_count);
-            relu = args[weight_count + FusedObsArgs::kCount].cast<bool>();
-          }
-          // torch's BatchNorm counts the batch first; the count goes up below once the node has run.
-          double factor = momentum.value_or(0.0);
-          if (live) {
-            check_cpu(num_batches_tracked, "num_batches_tracked");
-            check_dtype(num_batches_tracked, "num_batches_tracked", {at::kLong});
-            check_single(num_batches_tracked, "num_batches_tracked");
-            if (!momentum) factor = 1.0 / static_cast<double>(*num_batches_tracked.const_data_ptr<int64_t>() + 1);
-          }
-          const ConvGeometry conv{std::move(stride), std::move(padding), std::move(dilation), groups};
-          const ActFn act = [&](const at::Tensor& z, bool need_mask) {
-            ActResult a;
-            if (relu && !flag_on(out_fq->fake_quant_on)) {  // torch's relu, then the fused op (a copy of it)
-              a.relu_out = at::relu(z);
-              a.y = std::get<0>(out_fq->run(a.relu_out, false, false));
-              return a;
-            }
-            std::tie(a.y, a.mask, a.order) = out_fq->run(z, need_mask, relu, /*in_place=*/true);
-            a.relu_mask = relu;
-            return a;
-          };
-          at::Tensor y = conv_bn_folded(x, weight, b, gamma, beta, running_mean, running_var, eps, factor, live, conv,
-                                        weight_fq, out_fq ? &act : nullptr, lsq ? &lsq_weight : nullptr);
-          if (!y.defined()) return std::nullopt;
-          if (live) num_batches_tracked.add_(1);
-          return y;
-        },
-        "input"_a, "weight"_a, "bias"_a, "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a,
-        "num_batches_tracked"_a, "eps"_a, "momentum"_a, "live"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a);
-}
-
 }  // namespace
 
 void bind_fused_obs(pybind11::module_& m) {
@@ -357,11 +269,58 @@ void bind_fused_obs(pybind11::module_& m) {
   // (fused_obs_fake_quant_autograd's after the input), then optionally the output fake quant's and relu: the
   // node then also takes in the output fake quant (of relu(z) when relu). num_batches_tracked / momentum follow
   // torch's BatchNorm: while BN trains, the count goes up by one and momentum None averages with 1 / count.
-  def_conv_bn(m, "conv_bn_fused_obs", false);
-  // The same with an LSQ weight fake quant: *args starts with LearnableFakeQuantize._node_args' instead (the node
-  // then also has the gradients of its scale and zero_point). None, with nothing changed, where that module's
-  // op-by-op forward must run (see lsq_module_prepare).
-  def_conv_bn(m, "conv_bn_lsq", true);
+  m.def("conv_bn_fused_obs",
+        [](const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias, const at::Tensor& gamma,
+           const at::Tensor& beta, const at::Tensor& running_mean, const at::Tensor& running_var,
+           at::Tensor num_batches_tracked, double eps, std::optional<double> momentum, bool live,
+           std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
+           const pybind11::args& args) {
+          const at::Tensor b = bias.value_or(at::Tensor());
+          check_fold_weight(weight, gamma, running_var);
+          check_bn_vectors(gamma, beta, running_mean, running_var, b);
+          check_same_device({{"input", &x}, {"weight", &weight}});
+          check_dtype(x, "input", {at::kFloat});
+          const size_t dims = static_cast<size_t>(weight.dim() - 2);
+          for (const auto& [v, name] : {std::pair{&stride, "stride"}, {&padding, "padding"}, {&dilation, "dilation"}}) {
+            if (v->size() != dims)
+              value_error(std::string(name) + " must have " + std::to_string(dims) + " elements, one per spatial dim");
+          }
+          if (args.size() != FusedObsArgs::kCount && args.size() != 2 * FusedObsArgs::kCount + 1)
+            value_error("conv_bn_fused_obs takes the weight fake quant's " + std::to_string(FusedObsArgs::kCount) +
+                        " fused-op arguments, then optionally the output fake quant's and relu");
+          const FusedObsArgs w_fq(args, 0);
+          std::optional<FusedObsArgs> out_fq;
+          bool relu = false;
+          if (args.size() > FusedObsArgs::kCount) {
+            out_fq.emplace(args, FusedObsArgs::kCount);
+            relu = args[2 * FusedObsArgs::kCount].cast<bool>();
+          }
+          double factor = momentum.value_or(0.0);
+          if (live) {
+            check_cpu(num_batches_tracked, "num_batches_tracked");
+            check_dtype(num_batches_tracked, "num_batches_tracked", {at::kLong});
+            check_single(num_batches_tracked, "num_batches_tracked");
+            num_batches_tracked.add_(1);
+            if (!momentum) factor = 1.0 / static_cast<double>(*num_batches_tracked.const_data_ptr<int64_t>());
+          }
+          const ConvGeometry conv{std::move(stride), std::move(padding), std::move(dilation), groups};
+          const auto weight_fq = [&](const at::Tensor& u, bool need_mask) { return w_fq.run(u, need_mask, false); };
+          const ActFn act = [&](const at::Tensor& z, bool need_mask) {
+            ActResult a;
+            if (relu && !flag_on(out_fq->fake_quant_on)) {  // torch's relu, then the fused op (a copy of it)
+              a.relu_out = at::relu(z);
+              a.y = std::get<0>(out_fq->run(a.relu_out, false, false));
+              return a;
+            }
+            std::tie(a.y, a.mask, a.order) = out_fq->run(z, need_mask, relu, /*in_place=*/true);
+            a.relu_mask = relu;
+            return a;
+          };
+          return conv_bn_folded(x, weight, b, gamma, beta, running_mean, running_var, eps, factor, live, conv,
+                                weight_fq, out_fq ? &act : nullptr);
+        },
+        "input"_a, "weight"_a, "bias"_a, "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a,
+        "num_batches_tracked"_a, "eps"_a, "momentum"_a, "live"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a);
   m.def("choose_qparams", &choose_qparams_tensor, "min_val"_a, "max_val"_a, "quant_min"_a, "quant_max"_a,
         "symmetric"_a,
         "Per element: the (scale, zero_point) the fused observer chooses for [min_val, max_val] (fbgemm's rule).");

@@ -19,18 +19,26 @@ using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
 // Gradients of input, scale and zero_point (the node's edges) by lsq_backward. A hand-written node like
-// masked_autograd.cpp's.
+// masked_autograd.cpp's: the three tensors, the caller's input and parameters, are version-checked
+// SavedVariables, freed after backward.
 struct LearnableFakeQuantBackward : public torch::autograd::Node {
-  LsqSaved saved;
+  SavedVariable x, scale, zero_point;
+  int64_t axis = -1, qmin = 0, qmax = 0;
+  double grad_factor = 1.0;
 
   using Node::Node;
   std::string name() const override { return "LearnableFakeQuantBackward"; }
-  void release_variables() override { saved.release(); }
+  void release_variables() override {
+    x.reset_data();
+    scale.reset_data();
+    zero_point.reset_data();
+  }
 
   variable_list apply(variable_list&& grads) override {
     variable_list out(3);
     if (!grads[0].defined()) return out;
-    auto [dx, ds, dz] = saved.backward(grads[0]);
+    auto [dx, ds, dz] =
+        lsq_backward(grads[0], x.unpack(), scale.unpack(), zero_point.unpack(), axis, qmin, qmax, grad_factor);
     if (should_compute_output(0)) out[0] = std::move(dx);
     if (should_compute_output(1)) out[1] = std::move(ds);
     if (should_compute_output(2)) out[2] = std::move(dz);
@@ -107,27 +115,6 @@ bool observe(const at::Tensor& x, const LsqModule& m) {
 
 }  // namespace
 
-void LsqSaved::save(const at::Tensor& input, const at::Tensor& s, const at::Tensor& z, int64_t ax, int64_t lo,
-                    int64_t hi, double factor) {
-  x = SavedVariable(input, /*is_output=*/false);
-  scale = SavedVariable(s, false);
-  zero_point = SavedVariable(z, false);
-  axis = ax;
-  qmin = lo;
-  qmax = hi;
-  grad_factor = factor;
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> LsqSaved::backward(const at::Tensor& dy) const {
-  return lsq_backward(dy, x.unpack(), scale.unpack(), zero_point.unpack(), axis, qmin, qmax, grad_factor);
-}
-
-void LsqSaved::release() {
-  x.reset_data();
-  scale.reset_data();
-  zero_point.reset_data();
-}
-
 at::Tensor lsq_autograd(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point, int64_t axis,
                         int64_t qmin, int64_t qmax, double grad_factor) {
   if (!(at::GradMode::is_enabled() && (x.requires_grad() || scale.requires_grad() || zero_point.requires_grad())))
@@ -139,45 +126,31 @@ at::Tensor lsq_autograd(const at::Tensor& x, const at::Tensor& scale, const at::
   }
   auto node =
       c10::make_intrusive<LearnableFakeQuantBackward>(torch::autograd::collect_next_edges(x, scale, zero_point));
-  node->saved.save(x, scale, zero_point, axis, qmin, qmax, grad_factor);
+  node->x = SavedVariable(x, /*is_output=*/false);
+  node->scale = SavedVariable(scale, false);
+  node->zero_point = SavedVariable(zero_point, false);
+  node->axis = axis;
+  node->qmin = qmin;
+  node->qmax = qmax;
+  node->grad_factor = grad_factor;
   torch::autograd::set_history(y, node);
   return y;
 }
 
-std::optional<LsqCall> lsq_module_prepare(const at::Tensor& x, const LsqModule& m) {
+std::optional<at::Tensor> lsq_module_forward(const at::Tensor& x, const LsqModule& m) {
   if (!x.is_cpu() || x.numel() == 0 || (m.grad_scaling && m.qmax <= 0)) return std::nullopt;
   if (single_value(m.static_on) != 0) {
     if (!observe(x, m)) return std::nullopt;
   } else {
     m.scale.variable_data().clamp_(single_value(m.eps), std::nullopt);  // scale.data.clamp_(min=eps)
   }
-  LsqCall call;
-  if (single_value(m.fake_quant_on) == 0) return call;
+  if (single_value(m.fake_quant_on) == 0) return x;
   if (m.symmetric) m.zero_point.variable_data().zero_();
-  call.quantize = true;
-  call.axis = m.per_channel ? m.ch_axis : -1;
   // Python's 1.0 / (numel * quant_max) ** 0.5, through the same libm pow.
-  call.grad_factor = m.grad_scaling ? 1.0 / std::pow(static_cast<double>(x.numel() * m.qmax), 0.5) : 1.0;
+  const double grad_factor =
+      m.grad_scaling ? 1.0 / std::pow(static_cast<double>(x.numel() * m.qmax), 0.5) : 1.0;
   if (m.per_channel) check_axis(x, m.ch_axis);
-  return call;
-}
-
-at::Tensor lsq_module_fq(const at::Tensor& x, const LsqModule& m, std::shared_ptr<LsqSaved>* saved) {
-  const std::optional<LsqCall> call = lsq_module_prepare(x, m);
-  if (!call) return {};
-  if (!call->quantize) return x;
-  if (saved) {
-    *saved = std::make_shared<LsqSaved>();
-    (*saved)->save(x, m.scale, m.zero_point, call->axis, m.qmin, m.qmax, call->grad_factor);
-  }
-  return lsq_forward(x, m.scale, m.zero_point, call->axis, m.qmin, m.qmax);
-}
-
-std::optional<at::Tensor> lsq_module_forward(const at::Tensor& x, const LsqModule& m) {
-  const std::optional<LsqCall> call = lsq_module_prepare(x, m);
-  if (!call) return std::nullopt;
-  if (!call->quantize) return x;
-  return lsq_autograd(x, m.scale, m.zero_point, call->axis, m.qmin, m.qmax, call->grad_factor);
+  return lsq_autograd(x, m.scale, m.zero_point, m.per_channel ? m.ch_axis : -1, m.qmin, m.qmax, grad_factor);
 }
 
 }  // namespace fakequant

@@ -86,7 +86,7 @@ struct BnFoldedWeight : public torch::autograd::Node {
     if (should_compute_output(1)) out[1] = output_empty({terms.size(1)}, terms.options());
     const BnFoldParams p = params(w, terms);
     bn_fold_backward(p, g.data_ptr<float>(), q.defined() ? q.data_ptr<float>() : nullptr,
-                     mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr, nullptr,
+                     mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
                      w.data_ptr<float>(), divide, out[0].defined() ? out[0].data_ptr<float>() : nullptr,
                      out[1].defined() ? out[1].data_ptr<float>() : nullptr);
     return out;
@@ -96,8 +96,7 @@ struct BnFoldedWeight : public torch::autograd::Node {
     return fold_params(terms, w.size(0) ? w.numel() / w.size(0) : 0);
   }
 
-  // (contiguous weight, bn_terms, fq(u), mask, output): the forward with or without a mask; an undefined output
-  // where fq gives one.
+  // (contiguous weight, bn_terms, fq(u), mask, output): the forward with or without a mask.
   static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(
       const at::Tensor& weight, const at::Tensor& gamma, const at::Tensor& running_var, double eps, bool divide,
       const std::function<FqResult(const at::Tensor&, bool)>& fq, bool need_mask) {
@@ -108,7 +107,6 @@ struct BnFoldedWeight : public torch::autograd::Node {
     p.gamma = gm.data_ptr<float>();
     bn_fold_forward(p, w.data_ptr<float>(), u.data_ptr<float>());
     auto [q, mask, order] = fq(u, need_mask);
-    if (!q.defined()) return {};
     at::Tensor out = q;
     if (divide) {
       out = output_like(q);
@@ -166,15 +164,13 @@ struct BnFoldedBias : public torch::autograd::Node {
 // A QAT ConvBn layer as one node (see conv_bn_folded): the folded weight, the convolution, while BN trains
 // the batch norm, and the output fake quant when the caller passes it in. The backward chains the gradients
 // those nodes would give in turn: the fake quant's mask (or torch's ReLU backward), torch's
-// native_batch_norm_backward, convolution_backward, an LSQ weight's lsq_backward, then cpu/bn_fold.h's (frozen:
-// with the folded bias's).
+// native_batch_norm_backward, convolution_backward, then cpu/bn_fold.h's (frozen: with the folded bias's).
 // One node instead of four saves the engine's per-node work, which a small layer's step notices.
 struct ConvBnFolded : public torch::autograd::Node {
   torch::autograd::SavedVariable x, weight, gamma, mean, bias;  // mean, bias: the folded bias's (frozen)
   at::Tensor terms, q, mask, w_conv;                            // w_conv: the weight the convolution ran with
   at::Tensor c, save_mean, save_invstd;                         // BN's input and batch statistics (live)
   at::Tensor act_mask, relu_out;                                // the output fake quant's (ActResult)
-  std::shared_ptr<LsqSaved> lsq;                                // an LSQ weight's backward (LsqWeight::saved)
   std::vector<int64_t> act_order;
   bool act_relu_mask = false;
   ConvGeometry conv;
@@ -187,16 +183,14 @@ struct ConvBnFolded : public torch::autograd::Node {
     for (auto* v : {&x, &weight, &gamma, &mean, &bias}) v->reset_data();
     c.reset();
     relu_out.reset();
-    if (lsq) lsq->release();
   }
 
-  // Gradients of x, weight, gamma, beta and bias, then an LSQ weight's scale and zero_point (the node's edges).
+  // Gradients of x, weight, gamma, beta and bias (the node's edges).
   variable_list apply(variable_list&& grads) override {
-    variable_list out(num_outputs());
+    variable_list out(5);
     if (!grads[0].defined()) return out;
     const bool want_w = should_compute_output(1), want_gamma = should_compute_output(2),
-               want_beta = should_compute_output(3), want_bias = has_bias && should_compute_output(4),
-               want_lsq = lsq && (should_compute_output(5) || should_compute_output(6));
+               want_beta = should_compute_output(3), want_bias = has_bias && should_compute_output(4);
     at::Tensor g = std::move(grads[0]), dgamma_bn;
     if (relu_out.defined()) {
       g = at::threshold_backward(g, relu_out, 0);
@@ -214,28 +208,17 @@ struct ConvBnFolded : public torch::autograd::Node {
     at::Tensor dw_conv, db;
     std::tie(out[0], dw_conv, db) = at::convolution_backward(
         g, x.unpack(), w_conv, bias_sizes, conv.stride, conv.padding, conv.dilation, false, conv.output_padding(),
-        conv.groups, {should_compute_output(0), want_w || want_gamma || want_lsq, want_b});
+        conv.groups, {should_compute_output(0), want_w || want_gamma, want_b});
     const at::Tensor w = weight.unpack();
     if (want_w) out[1] = output_like(w);
     if (want_gamma) out[2] = output_empty({channels}, terms.options());
     const BnFoldParams p = BnFoldedWeight::params(w, terms);
-    if (want_w || want_gamma || want_lsq) {
+    if (want_w || want_gamma) {
       const at::Tensor dw = dw_conv.contiguous();
-      at::Tensor du;  // LSQ's gradient of u from dL/dfq(u) = dw [/ sf]
-      if (lsq) {
-        at::Tensor dq = dw, dscale, dzero_point;
-        if (live) {
-          dq = output_like(dw);
-          bn_fold_unscale(p, dw.data_ptr<float>(), dq.data_ptr<float>());
-        }
-        std::tie(du, dscale, dzero_point) = lsq->backward(dq);
-        if (should_compute_output(5)) out[5] = std::move(dscale);
-        if (should_compute_output(6)) out[6] = std::move(dzero_point);
-      }
       bn_fold_backward(p, dw.data_ptr<float>(), live ? q.data_ptr<float>() : nullptr,
                        mask.defined() ? reinterpret_cast<const uint64_t*>(mask.data_ptr<int64_t>()) : nullptr,
-                       du.defined() ? du.data_ptr<float>() : nullptr, w.data_ptr<float>(), live,
-                       want_w ? out[1].data_ptr<float>() : nullptr, want_gamma ? out[2].data_ptr<float>() : nullptr);
+                       w.data_ptr<float>(), live, want_w ? out[1].data_ptr<float>() : nullptr,
+                       want_gamma ? out[2].data_ptr<float>() : nullptr);
     }
     if (live) {
       if (want_bias) out[4] = db;
@@ -298,22 +281,16 @@ at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const a
                           const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, double eps, double momentum, bool live,
                           const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq,
-                          const ActFn* act, LsqWeight* lsq) {
+                          const ActFn* act) {
   const bool grad = at::GradMode::is_enabled() &&
                     (x.requires_grad() || weight.requires_grad() || gamma.requires_grad() || beta.requires_grad() ||
-                     (bias.defined() && bias.requires_grad()) ||
-                     (lsq && (lsq->scale.requires_grad() || lsq->zero_point.requires_grad())));
+                     (bias.defined() && bias.requires_grad()));
   c10::intrusive_ptr<ConvBnFolded> node;
-  if (grad) {
-    node = c10::make_intrusive<ConvBnFolded>(
-        lsq ? torch::autograd::collect_next_edges(x, weight, gamma, beta, bias, lsq->scale, lsq->zero_point)
-            : torch::autograd::collect_next_edges(x, weight, gamma, beta, bias));
-  }
+  if (grad) node = c10::make_intrusive<ConvBnFolded>(torch::autograd::collect_next_edges(x, weight, gamma, beta, bias));
   at::Tensor y;
   {
     const at::NoGradGuard no_grad;  // the node is y's only history
     auto [w, terms, q, mask, w_conv] = BnFoldedWeight::run(weight, gamma, running_var, eps, live, fq, grad);
-    if (!w_conv.defined()) return {};
     at::Tensor c, save_mean, save_invstd, mean, b;
     if (live) {
       c = at::convolution(x, w_conv, bias, conv.stride, conv.padding, conv.dilation, false, conv.output_padding(),
@@ -351,7 +328,6 @@ at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const a
       node->terms = terms;
       if (live) node->q = q;
       node->mask = mask;
-      if (lsq) node->lsq = lsq->saved;
       node->w_conv = w_conv;
       node->c = c;
       node->save_mean = save_mean;

@@ -5,11 +5,9 @@
 #include <torch/extension.h>
 
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include "bind_fake_quant.h"
-#include "lsq_autograd.h"
 
 namespace fakequant {
 
@@ -51,24 +49,15 @@ struct ActResult {
 };
 using ActFn = std::function<ActResult(const at::Tensor& z, bool need_mask)>;
 
-// An LSQ weight fake quant for conv_bn_folded, whose fq then returns no mask: scale and zero_point (the node's
-// edges 5 and 6) and `saved`, LSQ's backward state, which fq sets where it quantizes with a mask wanted; the
-// node's backward then takes the weight's gradient through LSQ's backward (saved->backward).
-struct LsqWeight {
-  at::Tensor scale, zero_point;
-  std::shared_ptr<LsqSaved> saved;
-};
-
 // A QAT ConvBn layer (torch.ao's ConvBn*d forward) as one autograd node; float32 CPU tensors, the caller checks.
 // Live (BN trains): native_batch_norm(conv(x, w, bias), gamma, beta, running stats, training, momentum, eps)
 // with w = bn_folded_weight(divide), the running statistics updated in place. Frozen: conv(x, w, b) with
 // w = bn_folded_weight(no divide), b = bn_folded_bias. act, when not null, is the output fake quant, taken
-// into the node. Gradients of x, weight, gamma, beta and bias (and lsq's scale and zero_point when not null): the
-// values of the nodes it replaces. An undefined tensor, with nothing done, where fq returns an undefined output.
+// into the node. Gradients of x, weight, gamma, beta and bias: the values of the nodes it replaces.
 at::Tensor conv_bn_folded(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& running_mean,
                           const at::Tensor& running_var, double eps, double momentum, bool live,
                           const ConvGeometry& conv, const std::function<FqResult(const at::Tensor&, bool)>& fq,
-                          const ActFn* act, LsqWeight* lsq = nullptr);
+                          const ActFn* act);
 
 }  // namespace fakequant

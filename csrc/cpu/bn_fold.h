@@ -4,8 +4,7 @@
 // them, for std_c = sqrt(running_var_c + eps) computed by the caller (torch's CPU sqrt is not always the
 // correctly rounded one, and the forward must equal torch's expression bit for bit); the fake quant of u
 // runs elsewhere, then out = fq(u) / sf_c while BN trains. Backward (g = dL/dout, m = fake quant's mask bit of u):
-//   du = m * (g [/ sf]),  dW = du * sf,  dgamma = (sum(du * W) [- sum(g * fq(u)) / sf^2]) / std  per channel,
-// where a fake quant whose gradient is not a mask (LSQ) gives du itself from dL/dfq(u) = g [/ sf].
+//   du = m * (g [/ sf]),  dW = du * sf,  dgamma = (sum(du * W) [- sum(g * fq(u)) / sf^2]) / std  per channel.
 #pragma once
 
 #include <cstdint>
@@ -45,17 +44,16 @@ static inline float sum_lanes(const float* lanes) {
   return t;
 }
 
-// mask: one bit per element of u in memory order (null: the gradient passes everywhere); du_in: the fake quant's
-// own gradient of u, read instead of the mask's when not null; q: fq(u), read when divide; dw / dgamma may be
-// null (not wanted).
+// mask: one bit per element of u in memory order (null: the gradient passes everywhere); q: fq(u), read
+// when divide; dw / dgamma may be null (not wanted).
 static inline void bn_fold_backward(const BnFoldParams& p, const float* g, const float* q, const uint64_t* mask,
-                                    const float* du_in, const float* w, bool divide, float* dw, float* dgamma) {
+                                    const float* w, bool divide, float* dw, float* dgamma) {
   for (int64_t c = 0; c < p.channels; ++c) {
     const float s = p.sf[c];
     float dsf[kFoldLanes] = {}, dsf_q[kFoldLanes] = {};
     const auto step = [&](int64_t j, int l) {
       const bool m = mask == nullptr || ((mask[j >> 6] >> (j & 63)) & 1);
-      const float du = du_in ? du_in[j] : (divide ? g[j] / s : g[j]) * (m ? 1.f : 0.f);
+      const float du = (divide ? g[j] / s : g[j]) * (m ? 1.f : 0.f);
       if (dw) dw[j] = du * s;
       dsf[l] += du * w[j];
       if (divide) dsf_q[l] += g[j] * q[j];

@@ -159,11 +159,6 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         """The kernel takes extra work in its own pass: CPU, its scale floor holds, no hooks to call."""
         return not x.is_cuda and self._kernel_floor_ok and not self._forward_hooks and not self._forward_pre_hooks
 
-    def _conv_bn_node(self, x):
-        """(the ConvBn layer's node op with this module as its weight fake quant, this module's arguments to it), or
-        None where it does not run fused (see _ConvBnNd._node_args)."""
-        return (_ops.conv_bn_node, self._fused_args()) if self._runs_fused(x) else None
-
     def forward_folded(self, weight, gamma, running_var, eps, divide):
         """bn_folded_weight as one C++ autograd node (the same forward; gradients of weight and gamma)."""
         if not (self._runs_fused(weight) and weight.dtype == gamma.dtype == running_var.dtype == torch.float32):
@@ -280,14 +275,6 @@ class LearnableFakeQuantize(FakeQuantizeBase):
                 obs_buf["min_val"], obs_buf["max_val"], obs_buf["eps"], obs.averaging_constant, obs.quant_min,
                 obs.quant_max, self.quant_min, self.quant_max, self.ch_axis, self.is_per_channel,
                 self.qscheme in SYMMETRIC, self.use_grad_scaling)
-
-    def _conv_bn_node(self, x):
-        """(the ConvBn layer's node op with this module as its weight fake quant, _node_args), or None where forward
-        runs op by op or has hooks to call (see _ConvBnNd._node_args; the node may still hand back None)."""
-        if self._forward_hooks or self._forward_pre_hooks:
-            return None
-        args = self._node_args(x)
-        return None if args is None else (_ops.conv_bn_lsq_node, args)
 
     def forward(self, x):
         """One C++ call on the CPU (observer update, qparams, LSQ op: _ops.lsq_module_forward) where it can run;

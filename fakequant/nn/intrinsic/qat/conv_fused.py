@@ -135,42 +135,33 @@ class _ConvBnNd(BnFold):
         """post(_bn_folded(x, conv)) (post: the output fake quant, after a ReLU in ConvBnReLU) as one C++ autograd
         node where it can run so (see _node_args): the same values, with the work of four nodes (folded weight,
         conv, batch norm, output fake quant) in one; the output fake quant stays outside when it does not run
-        fused. The node hands back None, with nothing changed, where the weight fake quant must run op by op."""
+        fused."""
         post = self._modules["activation_post_process"]
-        node, y = self._node_args(x), None
-        if node is not None:
-            op, args = node
+        args = self._node_args(x)
+        if args is not None:
             post_args = getattr(post, "_fused_args", None)
             if post_args is not None and post._runs_fused(x):
-                y = op(x, *args, *post_args(), self._RELU)
-                if y is not None:
-                    return y
-            else:
-                y = op(x, *args)
-        if y is None:
+                return _ops.conv_bn_node(x, *args, *post_args(), self._RELU)
+            y = _ops.conv_bn_node(x, *args)
+        else:
             y = self._bn_folded(x, self._conv_forward)
         return relu_then(post, y, inplace=True) if self._RELU else post(y)
 
     def _node_args(self, x):
-        """(node op, its arguments after the input), or None where the layer runs op by op: the weight's fake quant
-        has no ConvBn node (the fused module and LearnableFakeQuantize have one: _conv_bn_node) or does not run
-        so, a tensor is not float32, the padding is not plain zeros, or BN has hooks to call. Runs on every step,
-        so it reads the module dicts directly."""
+        """conv_bn_node's arguments after the input, or None where the layer runs op by op: the weight's fake
+        quant is not the fused one (or does not run fused), a tensor is not float32, the padding is not plain
+        zeros, or BN has hooks to call. Runs on every step, so it reads the module dicts directly."""
         fake_quant, bn = self._modules["weight_fake_quant"], self._modules["bn"]
-        fq_node = getattr(fake_quant, "_conv_bn_node", None)
+        fused_args = getattr(fake_quant, "_fused_args", None)
         weight, bn_params, bn_buffers = self._parameters["weight"], bn._parameters, bn._buffers
         gamma, running_var = bn_params["weight"], bn_buffers["running_var"]
-        if (fq_node is None or self.padding_mode != "zeros" or isinstance(self.padding, str) or bn._forward_hooks
-                or bn._forward_pre_hooks or running_var is None
+        if (fused_args is None or not fake_quant._runs_fused(x) or self.padding_mode != "zeros"
+                or isinstance(self.padding, str) or bn._forward_hooks or bn._forward_pre_hooks or running_var is None
                 or not x.dtype == weight.dtype == gamma.dtype == running_var.dtype == torch.float32):
             return None
-        fq_node = fq_node(x)
-        if fq_node is None:
-            return None
-        op, fq_args = fq_node
-        return op, (weight, self._parameters["bias"], gamma, bn_params["bias"], bn_buffers["running_mean"], running_var,
-                    bn_buffers["num_batches_tracked"], bn.eps, bn.momentum, bn.training, self.stride, self.padding,
-                    self.dilation, self.groups) + fq_args
+        return (weight, self._parameters["bias"], gamma, bn_params["bias"], bn_buffers["running_mean"], running_var,
+                bn_buffers["num_batches_tracked"], bn.eps, bn.momentum, bn.training, self.stride, self.padding,
+                self.dilation, self.groups) + fused_args()
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
