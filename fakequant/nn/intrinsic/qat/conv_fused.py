@@ -121,6 +121,7 @@ class _ConvBnNd(BnFold):
 
     _CONV: type = None
     _BN: type = None
+    _RELU = False  # ConvBnReLU: a ReLU before the output fake quant
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=None,
                  padding_mode="zeros", eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
@@ -128,8 +129,6 @@ class _ConvBnNd(BnFold):
                             padding_mode)
         self._init_bn(self._BN, out_channels, eps, momentum, freeze_bn, bias)
         self._init_qat(qconfig)
-
-    _RELU = False
 
     def forward(self, x):
         """post(_bn_folded(x, conv)) (post: the output fake quant, after a ReLU in ConvBnReLU) as one C++ autograd
